@@ -1,0 +1,328 @@
+"""The one defaults file: every key the official YAMLs use (same spellings, lowercase ones included), plus ours.
+
+Load a config with :func:`load_config` (``--cfg`` file, then ``KEY VALUE`` overrides); the result is frozen and
+unknown keys fail at start-up. Paths:
+
+- ``DATA_ROOT`` is the root of every data file. Empty means ``$GLOT_DATA_ROOT`` if set, else ``data/`` in this
+  repository. Use :func:`resolve_path` to turn a config path into a file name: absolute paths stay as they
+  are, paths starting with ``./`` or ``../`` are relative to the working directory (so the official YAMLs'
+  ``./data/pretrained_models/...`` still works from the repository root), and all other relative paths are
+  under ``DATA_ROOT``.
+
+Replicated official quirks each have one named key whose default reproduces the official weights and numbers
+(spec Part A.3): ``MODEL.HSCR_OFFICIAL_POSE_SLICE``, ``MODEL.KEEP_UNUSED_WEIGHTS``,
+``LOSS.GLOBAL_VEL3D_UNMASKED`` and ``EVAL.PROTOCOLS`` (official reversed back-padding vs corrected order).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from yacs.config import CfgNode as CN
+
+from lib.utils.errors import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATA_ROOT_ENV = 'GLOT_DATA_ROOT'
+
+_C = CN()
+
+# ---------------------------------------------------------------------------------------------------------
+# General
+# ---------------------------------------------------------------------------------------------------------
+# Free-form run label. The official code chose data files by comparing it with fixed strings; here the data
+# files are the explicit DATASET.FILES keys and TITLE only labels the run.
+_C.TITLE = 'default'
+# Experiments are written to OUTPUT_DIR/EXP_NAME (relative to the working directory).
+_C.OUTPUT_DIR = 'results'
+_C.EXP_NAME = 'default'
+# 'auto' (CUDA when available, else CPU), or any torch device string: 'cpu', 'cuda', 'cuda:1', 'mps'.
+_C.DEVICE = 'auto'
+# Official debug switches (debug visualisation is not part of this repository; kept so the YAMLs load).
+_C.DEBUG = True
+_C.DEBUG_FREQ = 1000
+# Extra log directory; empty means OUTPUT_DIR/EXP_NAME.
+_C.LOGDIR = ''
+# DataLoader worker processes.
+_C.NUM_WORKERS = 8
+# Seed for python, numpy and torch; -1 leaves the generators unseeded.
+_C.SEED_VALUE = -1
+# Official evaluate.py rendering switch (evaluate.py --render sets it).
+_C.render = False
+# Root of all data files (see module docstring); empty means $GLOT_DATA_ROOT or <repo>/data.
+_C.DATA_ROOT = ''
+
+_C.CUDNN = CN()
+_C.CUDNN.BENCHMARK = True
+_C.CUDNN.DETERMINISTIC = False
+_C.CUDNN.ENABLED = True
+
+# ---------------------------------------------------------------------------------------------------------
+# Body model assets (paths under DATA_ROOT unless absolute; README "Data" lists their sources)
+# ---------------------------------------------------------------------------------------------------------
+_C.SMPL = CN()
+# Folder with SMPL_NEUTRAL.pkl, SMPL_MALE.pkl, SMPL_FEMALE.pkl (v1.0.0 10-beta or v1.1.0 300-beta files).
+_C.SMPL.MODEL_DIR = 'base_data'
+# SPIN mean pose (144, 6D), shape (10) and camera (3).
+_C.SMPL.MEAN_PARAMS = 'base_data/smpl_mean_params.npz'
+# 9 x 6890 regressor for the extra SPIN joints.
+_C.SMPL.J_REGRESSOR_EXTRA = 'base_data/J_regressor_extra.npy'
+# 17 x 6890 Human3.6M regressor used for evaluation joints.
+_C.SMPL.J_REGRESSOR_H36M = 'base_data/J_regressor_h36m.npy'
+
+# ---------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------
+_C.TRAIN = CN()
+# Dataset names: 2D from {Insta}, 3D from {ThreeDPW, MPII3D, Human36M}; files come from DATASET.FILES.
+_C.TRAIN.DATASETS_2D = ['Insta']
+_C.TRAIN.DATASETS_3D = ['MPII3D']
+# Validation dataset (its DATASET.FILES.<name>.VAL file) used for model selection.
+_C.TRAIN.DATASET_EVAL = 'ThreeDPW'
+# Clips per iteration (2D + 3D together).
+_C.TRAIN.BATCH_SIZE = 32
+# Overlap of training windows: stride = int(SEQLEN * (1 - OVERLAP) + 0.5).
+_C.TRAIN.OVERLAP = 0.25
+# Fraction of the batch taken from 2D datasets: int(BATCH_SIZE * DATA_2D_RATIO) clips.
+_C.TRAIN.DATA_2D_RATIO = 0.5
+_C.TRAIN.START_EPOCH = 0
+_C.TRAIN.END_EPOCH = 5
+# SPIN checkpoint that initialises the global regressor when training starts from scratch.
+_C.TRAIN.PRETRAINED_REGRESSOR = 'base_data/spin_model_checkpoint.pth.tar'
+# GLoT weights: the checkpoint evaluated by evaluate.py / demo.py, or a warm start for training.
+_C.TRAIN.PRETRAINED = ''
+# Checkpoint to resume from (model, optimizer, scheduler, epoch, RNG states); 'auto' = OUTPUT_DIR/EXP_NAME/checkpoint.pth.tar if present.
+_C.TRAIN.RESUME = ''
+_C.TRAIN.NUM_ITERS_PER_EPOCH = 1000
+# Warm-up epochs of the cosine schedule (official name).
+_C.TRAIN.LR_PATIENCE = 5
+# First epoch (1-based) whose validation metrics are computed and used for model selection.
+_C.TRAIN.val_epoch = 5
+_C.TRAIN.GEN_OPTIM = 'Adam'
+# Peak learning rate, and the floor of the warm-up + cosine schedule.
+_C.TRAIN.GEN_LR = 1e-4
+_C.TRAIN.GEN_MIN_LR = 1e-5
+_C.TRAIN.GEN_WD = 1e-4
+_C.TRAIN.GEN_MOMENTUM = 0.9
+# Mixed precision: 'none', 'bf16' or 'fp16' (CUDA only; off in the official recipe).
+_C.TRAIN.AMP = 'none'
+# Wrap the model in torch.compile (off in the official recipe).
+_C.TRAIN.COMPILE = False
+# Validation batch size (windows).
+_C.TRAIN.VAL_BATCH_SIZE = 256
+
+# Motion discriminator: built but never used by the official trainer (weight 0). Kept so the YAMLs load.
+_C.TRAIN.MOT_DISCR = CN()
+_C.TRAIN.MOT_DISCR.OPTIM = 'SGD'
+_C.TRAIN.MOT_DISCR.LR = 1e-2
+_C.TRAIN.MOT_DISCR.WD = 1e-4
+_C.TRAIN.MOT_DISCR.MOMENTUM = 0.9
+_C.TRAIN.MOT_DISCR.UPDATE_STEPS = 1
+_C.TRAIN.MOT_DISCR.FEATURE_POOL = 'concat'
+_C.TRAIN.MOT_DISCR.HIDDEN_SIZE = 1024
+_C.TRAIN.MOT_DISCR.NUM_LAYERS = 1
+_C.TRAIN.MOT_DISCR.ATT = CN()
+_C.TRAIN.MOT_DISCR.ATT.SIZE = 1024
+_C.TRAIN.MOT_DISCR.ATT.LAYERS = 1
+_C.TRAIN.MOT_DISCR.ATT.DROPOUT = 0.1
+
+# ---------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------
+_C.DATASET = CN()
+# Window length in frames.
+_C.DATASET.SEQLEN = 20
+# Unused by the official code (TRAIN.OVERLAP is the one that counts).
+_C.DATASET.OVERLAP = 0.5
+# Folder of the preprocessed *_db.pt / *.h5 databases.
+_C.DATASET.DB_DIR = 'preprocessed_data'
+# Folder of the raw 3DPW release (imageFiles/, sequenceFiles/); needed for rendering and preprocessing.
+_C.DATASET.THREEDPW_DIR = '3dpw'
+# Database file of each dataset and split, in DATASET.DB_DIR. The official YAMLs select the *_occ_* train
+# files for Table 1 (3DPW) and Table 2, the plain ones for Table 1 (Human3.6M / MPI-INF-3DHP).
+_C.DATASET.FILES = CN()
+_C.DATASET.FILES.ThreeDPW = CN()
+_C.DATASET.FILES.ThreeDPW.TRAIN = '3dpw_train_db.pt'
+_C.DATASET.FILES.ThreeDPW.VAL = '3dpw_val_db.pt'
+_C.DATASET.FILES.ThreeDPW.TEST = '3dpw_test_db.pt'
+_C.DATASET.FILES.MPII3D = CN()
+_C.DATASET.FILES.MPII3D.TRAIN = 'mpii3d_train_scale12_db.pt'
+_C.DATASET.FILES.MPII3D.VAL = 'mpii3d_val_scale12_db.pt'
+# The MPI-INF-3DHP *test* set (TS1-TS6) is released as the "val" file.
+_C.DATASET.FILES.MPII3D.TEST = 'mpii3d_val_scale12_db.pt'
+_C.DATASET.FILES.Human36M = CN()
+_C.DATASET.FILES.Human36M.TRAIN = 'h36m_train_25fps_db.pt'
+_C.DATASET.FILES.Human36M.TEST = 'h36m_test_25fps_db.pt'
+_C.DATASET.FILES.Insta = CN()
+_C.DATASET.FILES.Insta.TRAIN = 'insta_train_db.h5'
+# Supervise SMPL pose/shape on Human3.6M (TCMR's NeuralAnnot pseudo-GT). Official: off only for the
+# Table 1 3DPW model.
+_C.DATASET.H36M_USE_SMPL = True
+
+# ---------------------------------------------------------------------------------------------------------
+# Loss weights (official names)
+# ---------------------------------------------------------------------------------------------------------
+_C.LOSS = CN()
+_C.LOSS.KP_2D_W = 60.0
+_C.LOSS.KP_3D_W = 30.0
+_C.LOSS.SHAPE_W = 0.001
+_C.LOSS.POSE_W = 1.0
+# Motion discriminator weight: unused (official value 0).
+_C.LOSS.D_MOTION_LOSS_W = 1.0
+_C.LOSS.vel_or_accel_2d_weight = 50.0
+_C.LOSS.vel_or_accel_3d_weight = 100.0
+# True: acceleration losses; False: velocity losses (all official YAMLs).
+_C.LOSS.use_accel = True
+# Official quirk: the global branch's vel-3D loss is not restricted to masked frames (a legacy
+# MSELoss argument makes it the plain mean scaled by the masked fraction). False applies the mask.
+_C.LOSS.GLOBAL_VEL3D_UNMASKED = True
+
+# ---------------------------------------------------------------------------------------------------------
+# Model (official lowercase names)
+# ---------------------------------------------------------------------------------------------------------
+_C.MODEL = CN()
+_C.MODEL.MODEL_NAME = 'GLoT'
+# Global transformer: heads, dropout, stochastic depth, width, encoder depth, attention dropout, mask ratio.
+_C.MODEL.num_head = 8
+_C.MODEL.dropout = 0.0
+_C.MODEL.drop_path_r = 0.0
+_C.MODEL.d_model = 1024
+_C.MODEL.n_layers = 1
+_C.MODEL.atten_drop = 0.0
+_C.MODEL.mask_ratio = 0.0
+# Local transformer: depth, width (HSCR expects 256), heads, dropout, stochastic depth, attention dropout.
+_C.MODEL.short_n_layers = 3
+_C.MODEL.short_d_model = 512
+_C.MODEL.short_num_head = 8
+_C.MODEL.short_dropout = 0.1
+_C.MODEL.short_drop_path_r = 0.2
+_C.MODEL.short_atten_drop = 0.0
+# Half-width of the local window (2 * stride_short + 1 frames around the middle frame).
+_C.MODEL.stride_short = 4
+# HSCR dropout.
+_C.MODEL.drop_reg_short = 0.5
+# Official quirk: KTD head j reads pose0[j:j+6] instead of its own 6D block pose0[6j:6j+6]. Needed for
+# the official weights; False gives the paper's intent (new training only).
+_C.MODEL.HSCR_OFFICIAL_POSE_SLICE = True
+# Keep the unused official weights (global regressor fc2, KTD decshape/deccam) so official checkpoints
+# load strictly. False drops them (the loader then skips those checkpoint keys).
+_C.MODEL.KEEP_UNUSED_WEIGHTS = True
+
+# ---------------------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------------------
+_C.EVAL = CN()
+# Windows per forward pass.
+_C.EVAL.BATCH_SIZE = 256
+# Protocols reported: 'official' appends the last 7 back-padding windows in reverse order, as the released
+# evaluate.py does (reproduces the paper's table); 'corrected' keeps natural frame order.
+_C.EVAL.PROTOCOLS = ['official', 'corrected']
+# Also report 3DPW MPVPE against gendered ground-truth SMPL (needs SMPL_MALE/FEMALE.pkl and the raw
+# 3DPW sequence files for the genders).
+_C.EVAL.GENDERED_MPVPE = False
+
+# ---------------------------------------------------------------------------------------------------------
+# Demo
+# ---------------------------------------------------------------------------------------------------------
+_C.DEMO = CN()
+# Person detector: 'auto' (torchvision if its weights are local, else HOG), 'torchvision' or 'hog'.
+_C.DEMO.DETECTOR = 'auto'
+# Tracks shorter than this many frames are dropped (official MIN_NUM_FRAMES).
+_C.DEMO.MIN_TRACK_LEN = 25
+# Crop scale around the square person box (official 1.2).
+_C.DEMO.BBOX_SCALE = 1.2
+# Frames per SPIN feature batch and windows per GLoT batch.
+_C.DEMO.FEATURE_BATCH_SIZE = 256
+_C.DEMO.MODEL_BATCH_SIZE = 64
+
+
+class ConfigError(UserError):
+    """A config file or override that cannot be used."""
+
+
+def get_cfg_defaults() -> CN:
+    """A mutable copy of the defaults."""
+    return _C.clone()
+
+
+def load_config(cfg_file: str | os.PathLike | None = None, opts: list[str] | None = None) -> CN:
+    """Defaults, merged with ``cfg_file`` and then the ``KEY VALUE`` pairs in ``opts``; frozen.
+
+    Raises:
+        ConfigError: missing or malformed file, unknown key, bad value type, odd-length ``opts``.
+    """
+    cfg = get_cfg_defaults()
+    if cfg_file:
+        path = Path(cfg_file)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            cfg.merge_from_file(str(path))
+        except yaml.YAMLError as err:
+            raise ConfigError(f"malformed YAML in {path}: {' '.join(str(err).split())}") from None
+        except (KeyError, ValueError, AssertionError, TypeError) as err:
+            raise ConfigError(f"{path}: {_yacs_message(err)}") from None
+    if opts:
+        if len(opts) % 2:
+            raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd number: {' '.join(opts)}")
+        try:
+            cfg.merge_from_list(list(opts))
+        except (KeyError, ValueError, AssertionError, TypeError) as err:
+            raise ConfigError(f"override: {_yacs_message(err)}") from None
+    cfg.freeze()
+    return cfg
+
+
+def _yacs_message(err: Exception) -> str:
+    msg = ' '.join(str(err.args[0] if err.args else err).split()).strip('"\'')
+    if msg.startswith('Non-existent config key'):
+        msg = msg.replace('Non-existent config key', 'unknown config key') + ' (see lib/core/config.py)'
+    return msg
+
+
+def data_root(cfg: CN) -> Path:
+    """The data root: ``cfg.DATA_ROOT``, else ``$GLOT_DATA_ROOT``, else ``<repo>/data``."""
+    root = cfg.DATA_ROOT or os.environ.get(DATA_ROOT_ENV, '') or REPO_ROOT / 'data'
+    return Path(root).expanduser()
+
+
+def resolve_path(cfg: CN, path: str | os.PathLike, under: str | os.PathLike | None = None) -> Path:
+    """Turn a config path into a file path.
+
+    Absolute paths are returned unchanged; ``./x`` and ``../x`` are relative to the working directory;
+    anything else is relative to ``DATA_ROOT / under`` (``under`` itself resolved the same way).
+    """
+    text = str(path)
+    p = Path(text).expanduser()
+    if p.is_absolute():
+        return p
+    if text.startswith(('./', '../', '.\\', '..\\')):
+        return Path.cwd() / p
+    base = data_root(cfg) if under is None else resolve_path(cfg, under)
+    return base / p
+
+
+def db_path(cfg: CN, dataset: str, split: str) -> Path:
+    """Path of the database of ``dataset`` (a DATASET.FILES name) and ``split`` ('TRAIN', 'VAL', 'TEST')."""
+    if dataset not in cfg.DATASET.FILES:
+        raise ConfigError(f"unknown dataset '{dataset}'; known: {', '.join(cfg.DATASET.FILES)}")
+    files = cfg.DATASET.FILES[dataset]
+    if split not in files:
+        raise ConfigError(f"dataset '{dataset}' has no {split} file; it has {', '.join(files)}")
+    return resolve_path(cfg, files[split], under=cfg.DATASET.DB_DIR)
+
+
+def resolve_device(cfg_device: str):
+    """torch.device for a DEVICE value; 'auto' picks CUDA when available."""
+    import torch
+
+    if cfg_device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        device = torch.device(cfg_device)
+    except RuntimeError:
+        raise ConfigError(f"DEVICE '{cfg_device}' is not a torch device (use auto, cpu, cuda, cuda:N)") from None
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise ConfigError(f"DEVICE '{cfg_device}' asked for CUDA but torch sees no GPU; use DEVICE cpu or auto")
+    return device
