@@ -276,8 +276,9 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: list[str] | Non
 
 def _yacs_message(err: Exception) -> str:
     msg = ' '.join(str(err.args[0] if err.args else err).split()).strip('"\'')
-    if msg.startswith('Non-existent config key'):
-        msg = msg.replace('Non-existent config key', 'unknown config key') + ' (see lib/core/config.py)'
+    for yacs_words in ('Non-existent config key', 'Non-existent key'):
+        if msg.startswith(yacs_words):
+            return msg.replace(yacs_words, 'unknown config key') + ' (see lib/core/config.py)'
     return msg
 
 
