@@ -1,0 +1,211 @@
+"""GLoT checkpoints: the one place that knows the official file layout.
+
+An official checkpoint (``*.pth.tar``) is a pickled dict with ``gen_state_dict`` (198 entries), ``epoch``,
+``performance`` (a numpy scalar, hence ``weights_only=False``) and ``gen_optimizer``. Our model uses the
+same parameter names and shapes, except for these official entries, handled on purpose:
+
+- The two embedded SMPL copies (``regressor.smpl.*`` and ``global_modeling.regressor.smpl.*``):
+  - their smplx per-batch parameters ``betas (64, 10)``, ``global_orient (64, 3)`` and ``body_pose (64, 69)``
+    (zeros, never used) are dropped;
+  - their buffers are *not* loaded: the model keeps the SMPL built from the user's files. They are checked
+    instead: a shape mismatch (e.g. 300-beta ``shapedirs``) is an error, different values a warning.
+- The dead weights (``global_modeling.regressor.fc2.*``, ``regressor.local_reg.decshape.*`` / ``deccam.*``)
+  are loaded when the model keeps them (``MODEL.KEEP_UNUSED_WEIGHTS``, default) and skipped otherwise.
+
+``save_checkpoint`` writes the official layout, including the SMPL buffers, zero dummy parameters and dead
+weights (zeros if the model has none), so the official code can load our files with ``strict=True``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+from lib.utils.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+OFFICIAL_SMPL_PREFIXES = ('regressor.smpl.', 'global_modeling.regressor.smpl.')
+# smplx 0.1.13 SMPL(batch_size=64) creates these per-batch parameters; the official model never uses them.
+SMPL_DUMMY_PARAMS = {'betas': (64, 10), 'global_orient': (64, 3), 'body_pose': (64, 69)}
+# Official weights that no computation uses (spec B.10 items 2-3); shapes for writing zeros.
+UNUSED_WEIGHTS = {
+    'global_modeling.regressor.fc2.weight': (1024, 1024),
+    'global_modeling.regressor.fc2.bias': (1024,),
+    'regressor.local_reg.decshape.weight': (10, 1024),
+    'regressor.local_reg.decshape.bias': (10,),
+    'regressor.local_reg.deccam.weight': (3, 1024),
+    'regressor.local_reg.deccam.bias': (3,),
+}
+# Prefixes added by nn.DataParallel / DistributedDataParallel and torch.compile.
+WRAPPER_PREFIXES = ('module.', '_orig_mod.')
+SMPL_VALUE_TOLERANCE = 1e-5
+
+
+class CheckpointError(UserError):
+    """A checkpoint file that cannot be used with this model."""
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The bare GLoT inside DataParallel/DDP (``.module``) or torch.compile (``._orig_mod``) wrappers."""
+    while True:
+        inner = getattr(model, 'module', None) or getattr(model, '_orig_mod', None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+def _strip_wrappers(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix):], True
+    return key
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """Load a checkpoint dict on the CPU (official files need ``weights_only=False``).
+
+    Raises:
+        CheckpointError: missing, truncated or non-PyTorch file, or no ``gen_state_dict``/state dict in it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as err:   # torch.load raises many types for truncated or foreign files
+        reason = ' '.join(str(err).split())[:160] or type(err).__name__
+        raise CheckpointError(f"cannot read checkpoint {path}: truncated or not a PyTorch file ({reason})") from None
+    if isinstance(ckpt, dict) and isinstance(ckpt.get('gen_state_dict'), dict):
+        return ckpt
+    if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return {'gen_state_dict': ckpt}
+    raise CheckpointError(f"{path} is not a GLoT checkpoint: it has no 'gen_state_dict' (keys: "
+                          f"{', '.join(map(str, list(ckpt)[:8])) if isinstance(ckpt, dict) else type(ckpt).__name__})")
+
+
+def _shape(t: torch.Tensor) -> str:
+    return '(' + ', '.join(map(str, t.shape)) + ')'
+
+
+def _listing(kind: str, names: list[str], limit: int = 4) -> str:
+    more = f', ... +{len(names) - limit}' if len(names) > limit else ''
+    return f"{len(names)} {kind} ({', '.join(names[:limit])}{more})"
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict:
+    """Load GLoT weights from an official or our own checkpoint into ``model`` (strict, see module doc).
+
+    Returns:
+        The checkpoint dict (``epoch``, ``performance``, ``gen_optimizer``, ... when present).
+    Raises:
+        CheckpointError: unreadable file, or keys/shapes that do not fit the model; the message lists the
+            missing, unexpected and mismatching entries.
+    """
+    ckpt = read_checkpoint(path)
+    target = _unwrap(model)
+    own = target.state_dict()
+    state = {_strip_wrappers(k): v for k, v in ckpt['gen_state_dict'].items()}
+
+    to_load, smpl_entries, unexpected, mismatched = {}, {}, [], []
+    for key, value in state.items():
+        smpl_prefix = next((p for p in OFFICIAL_SMPL_PREFIXES if key.startswith(p)), None)
+        if smpl_prefix is not None and key[len(smpl_prefix):] in SMPL_DUMMY_PARAMS:
+            continue
+        if key in UNUSED_WEIGHTS and key not in own:
+            continue
+        if key not in own or not isinstance(value, torch.Tensor):
+            unexpected.append(key)
+        elif value.shape != own[key].shape:
+            if key.endswith('.shapedirs') and value.dim() == 3 and value.shape[-1] != own[key].shape[-1]:
+                raise CheckpointError(
+                    f"{path}: {key} has {value.shape[-1]} shape coefficients {_shape(value)}, GLoT uses "
+                    f"{own[key].shape[-1]} {_shape(own[key])}; this file was saved with a different SMPL "
+                    f"layer and is not a GLoT checkpoint for this code")
+            mismatched.append(key)
+        elif smpl_prefix is not None:
+            smpl_entries[key] = value
+        else:
+            to_load[key] = value
+    missing = [k for k in own if not k.startswith(OFFICIAL_SMPL_PREFIXES) and k not in to_load
+               and k not in mismatched]
+    if missing or unexpected or mismatched:
+        shapes = [f'{k} {_shape(state[k])} vs model {_shape(own[k])}' for k in mismatched]
+        parts = [_listing(kind, names) for kind, names in
+                 (('missing key(s)', missing), ('unexpected key(s)', unexpected),
+                  ('shape mismatch(es)', shapes)) if names]
+        raise CheckpointError(f"{path} does not fit this GLoT model: {'; '.join(parts)}. Is it a GLoT "
+                              f"checkpoint saved with the same MODEL settings?")
+    target.load_state_dict(to_load, strict=False)
+    _check_smpl_values(path, smpl_entries, own)
+    return ckpt
+
+
+def _check_smpl_values(path, entries: dict[str, torch.Tensor], own: dict[str, torch.Tensor]) -> None:
+    """Warn once if the checkpoint's SMPL buffers differ from the SMPL model in use."""
+    for key, value in entries.items():
+        ours = own[key]
+        if value.dtype.is_floating_point:
+            diff = (value.to(ours.device, ours.dtype) - ours).abs().max().item() if value.numel() else 0.0
+            differs = diff > SMPL_VALUE_TOLERANCE
+        else:
+            diff, differs = None, not torch.equal(value.to(ours.device, ours.dtype), ours)
+        if differs:
+            how = f'max abs diff {diff:.3g}' if diff is not None else 'different values'
+            logger.warning("SMPL in %s differs from the SMPL model files in use (%s: %s); outputs will not "
+                           "equal the checkpoint author's. Official GLoT weights expect "
+                           "basicModel_neutral_lbs_10_207_0_v1.0.0.pkl as SMPL_NEUTRAL.pkl", path, key, how)
+            return
+
+
+def official_state_dict(model: nn.Module) -> OrderedDict:
+    """The model's weights in the official 198-entry layout, on the CPU: the state_dict plus the zero SMPL
+    dummy parameters before each SMPL copy's buffers, and zero dead weights the model does not keep."""
+    out = OrderedDict()
+    seen_prefixes = set()
+    for key, value in _unwrap(model).state_dict().items():
+        prefix = next((p for p in OFFICIAL_SMPL_PREFIXES if key.startswith(p)), None)
+        if prefix is not None and prefix not in seen_prefixes:
+            seen_prefixes.add(prefix)
+            for name, shape in SMPL_DUMMY_PARAMS.items():
+                out[prefix + name] = torch.zeros(shape)
+        out[key] = value.detach().cpu()
+    for key, shape in UNUSED_WEIGHTS.items():
+        out.setdefault(key, torch.zeros(shape))
+    return out
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, epoch: int = 0, performance=None,
+                    gen_optimizer=None, **extra) -> Path:
+    """Write ``{epoch, gen_state_dict, performance, gen_optimizer, **extra}`` to ``path`` atomically (a
+    temporary file in the same folder, then ``os.replace``), so an interrupted save never leaves a truncated
+    checkpoint behind.
+
+    Args:
+        gen_optimizer: an optimizer or its state_dict (None if not training).
+        extra: more entries (scheduler state, RNG states, config, ...).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if hasattr(gen_optimizer, 'state_dict'):
+        gen_optimizer = gen_optimizer.state_dict()
+    ckpt = {'epoch': epoch, 'gen_state_dict': official_state_dict(model), 'performance': performance,
+            'gen_optimizer': gen_optimizer, **extra}
+    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+    try:
+        with open(tmp, 'wb') as f:
+            torch.save(ckpt, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
