@@ -1,0 +1,7 @@
+"""Data: database readers (db), windowing, training/validation datasets, loaders and test-protocol sequences.
+
+Modules: ``db`` (read and check the released ``*_db.pt`` / ``.h5`` files), ``windowing`` (which frames form each
+window), ``dataset3d`` / ``dataset2d`` (training and validation samples), ``loaders`` (mixed 2D/3D training
+iterator with exact resume, validation loader), ``eval_sequences`` (evaluate.py's per-sequence test windows).
+Import from the modules themselves; this package imports nothing so that light users stay light.
+"""
