@@ -221,6 +221,10 @@ _C.EVAL.PROTOCOLS = ['official', 'corrected']
 # Also report 3DPW MPVPE against gendered ground-truth SMPL (needs SMPL_MALE/FEMALE.pkl and the raw
 # 3DPW sequence files for the genders).
 _C.EVAL.GENDERED_MPVPE = False
+# evaluate.py --render: frames drawn per sequence, from its first frame (official 200; 0 = all), and the
+# rasteriser of lib/utils/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
+_C.EVAL.RENDER_FRAMES = 200
+_C.EVAL.RENDER_MODE = 'painter'
 
 # ---------------------------------------------------------------------------------------------------------
 # Demo

@@ -1,0 +1,45 @@
+"""Evaluate a GLoT checkpoint on 3DPW, Human3.6M or MPI-INF-3DHP with the official test protocol.
+
+Prints PA-MPJPE, MPJPE, MPVPE (3DPW) and acceleration error in mm for two frame orders: 'official' (the
+released evaluate.py, which reproduces the paper's tables) and 'corrected'. Writes results.json,
+per_sequence.csv and eval_info.json into the output directory. The protocol lives in lib/core/evaluator.py.
+"""
+from __future__ import annotations
+
+import logging
+
+from lib.core.cli import config_argument_parser, config_from_args, run_main
+from lib.core.evaluator import TEST_SETS, run_evaluation, test_set_spec
+
+EPILOG = """examples:
+  python evaluate.py --cfg configs/repr_table1_3dpw.yaml --dataset 3dpw
+  python evaluate.py --cfg configs/repr_table1_h36m_mpii3d.yaml --dataset h36m
+  python evaluate.py --cfg configs/repr_table1_h36m_mpii3d.yaml --dataset mpii3d --checkpoint my.pth.tar
+  python evaluate.py --cfg configs/repr_table1_3dpw.yaml --dataset 3dpw --data-root /data/glot \\
+      DEVICE cuda EVAL.BATCH_SIZE 512 EVAL.GENDERED_MPVPE True
+"""
+
+
+def main() -> None:
+    parser = config_argument_parser(__doc__.splitlines()[0], EPILOG)
+    parser.add_argument('--dataset', required=True, metavar='NAME', help=f"test set: {', '.join(TEST_SETS)}")
+    parser.add_argument('--checkpoint', metavar='PATH', help='GLoT checkpoint (overrides TRAIN.PRETRAINED)')
+    parser.add_argument('--data-root', metavar='DIR', help='data root (overrides DATA_ROOT)')
+    parser.add_argument('--output_dir', metavar='DIR',
+                        help='where results go (default OUTPUT_DIR/EXP_NAME/eval_<dataset>)')
+    parser.add_argument('--render', action='store_true',
+                        help='also draw the predicted meshes on the dataset frames (needs the images)')
+    args = parser.parse_args()
+    test_set_spec(args.dataset)
+    extra = []
+    if args.checkpoint:
+        extra += ['TRAIN.PRETRAINED', args.checkpoint]
+    if args.data_root:
+        extra += ['DATA_ROOT', args.data_root]
+    cfg = config_from_args(args, extra)
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    run_evaluation(cfg, args.dataset, output_dir=args.output_dir, render=args.render, cfg_file=args.cfg)
+
+
+if __name__ == '__main__':
+    run_main(main)
