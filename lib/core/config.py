@@ -225,10 +225,6 @@ _C.EVAL.GENDERED_MPVPE = False
 # rasteriser of lib/utils/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
 _C.EVAL.RENDER_FRAMES = 200
 _C.EVAL.RENDER_MODE = 'painter'
-# evaluate.py --render: frames drawn per sequence, from its first frame (official 200; 0 = all), and the
-# rasteriser of lib/utils/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
-_C.EVAL.RENDER_FRAMES = 200
-_C.EVAL.RENDER_MODE = 'painter'
 
 # ---------------------------------------------------------------------------------------------------------
 # Demo
