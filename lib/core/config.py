@@ -239,6 +239,32 @@ _C.DEMO.BBOX_SCALE = 1.2
 # Frames per SPIN feature batch and windows per GLoT batch.
 _C.DEMO.FEATURE_BATCH_SIZE = 256
 _C.DEMO.MODEL_BATCH_SIZE = 64
+# torchvision COCO detector used by DETECTOR 'torchvision'/'auto' (see lib/utils/detection.py for the choices).
+_C.DEMO.TORCHVISION_MODEL = 'fasterrcnn_resnet50_fpn_v2'
+# Its weights file; empty means the torch hub cache ($TORCH_HOME/hub/checkpoints). Never downloaded.
+_C.DEMO.DETECTOR_WEIGHTS = ''
+# Minimum person score of the torchvision detector (the official YOLOv3 threshold).
+_C.DEMO.DETECTION_THRESHOLD = 0.7
+# HOG detector: minimum SVM margin of a window, and the longer frame side (pixels) frames are resized to
+# before the search (0 keeps the size).
+_C.DEMO.HOG_HIT_THRESHOLD = 0.0
+_C.DEMO.HOG_RESIZE = 640
+# Tracker: minimum IoU of a match, and frames a track may go unmatched before it ends (SORT max_age).
+_C.DEMO.TRACK_IOU_THRESHOLD = 0.3
+_C.DEMO.TRACK_MAX_AGE = 1
+# Fill the frames a track skipped by interpolating its box, so each track's windows are contiguous in time.
+_C.DEMO.FILL_GAPS = True
+# Gaussian smoothing of the square track boxes over time, in frames (0 = none, as the official tracker).
+_C.DEMO.BBOX_SMOOTH_SIGMA = 1.0
+# Windows of the first 8 / last 7 frames of a track: 'clamp' indexes the track with indices clamped to its
+# ends; 'repeat' repeats the target frame's feature 16 times (the official FeatureDataset).
+_C.DEMO.WINDOW_PADDING = 'clamp'
+# Renderer: 'zbuffer' (per-pixel depth, smooth shading) or 'painter' (faces sorted by depth, flat shading,
+# faster); opacity of the mesh over the frame (1 = opaque, as the official renderer).
+_C.DEMO.RENDER_MODE = 'zbuffer'
+_C.DEMO.RENDER_ALPHA = 1.0
+# Reuse detections and features cached in the output folder when the video and settings are unchanged.
+_C.DEMO.CACHE = True
 
 
 class ConfigError(UserError):

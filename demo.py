@@ -1,0 +1,70 @@
+"""GLoT demo: a video in, tracked SMPL meshes, a results file and an overlay video out.
+
+Thin command line over lib/core/demo.py (official flag names kept). Outputs go to
+``<output_folder>/<video name>/``: ``glot_output.pkl`` (joblib; person id -> pred_cam, orig_cam, verts, pose,
+betas, joints3d, joints2d, bboxes, frame_ids) and ``<video name>_glot_output.mp4``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from lib.core.cli import config_argument_parser, config_from_args, run_main
+
+EPILOG = """examples:
+  python demo.py --vid_file my_video.mp4 --cfg configs/repr_table1_3dpw.yaml --checkpoint data/pretrained_models/table1_3dpw_weights.pth.tar
+  python demo.py --vid_file frames_folder/ --checkpoint glot.pth.tar --detector hog --sideview
+  python demo.py --vid_file clip.mp4 --checkpoint glot.pth.tar --bbox_file boxes.csv DEMO.MIN_TRACK_LEN 10 DEVICE cpu
+
+--bbox_file format: CSV rows frame,x1,y1,x2,y2[,score][,track_id] (0-based frames, pixels; optional header)
+or a JSON list of {"frame", "x1", "y1", "x2", "y2"[, "score"][, "track_id"]} (see lib/utils/detection.py).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = config_argument_parser(__doc__.splitlines()[0], EPILOG)
+    parser.add_argument('--cfgs', dest='cfg', metavar='FILE', help='same as --cfg (official spelling)')
+    parser.add_argument('--vid_file', required=True, help='input video file or folder of frames')
+    parser.add_argument('--output_folder', default='demo_output', help='results go to OUTPUT_FOLDER/<video name>/')
+    parser.add_argument('--checkpoint', help='GLoT weights (default: TRAIN.PRETRAINED of the config)')
+    parser.add_argument('--detector', choices=('auto', 'torchvision', 'hog'),
+                        help='person detector (default DEMO.DETECTOR: auto = torchvision if its weights are on '
+                             'disk, else HOG)')
+    parser.add_argument('--bbox_file', help='per-frame person boxes (CSV or JSON) instead of a detector')
+    parser.add_argument('--tracker_batch_size', type=int, default=12, help='frames per detector batch')
+    parser.add_argument('--yolo_img_size', type=int, help='official flag; ignored (no YOLO detector here)')
+    parser.add_argument('--display', action='store_true', help='official flag; ignored (headless)')
+    parser.add_argument('--save_pkl', action=argparse.BooleanOptionalAction, default=True,
+                        help='write glot_output.pkl (default on; --no-save_pkl to skip)')
+    parser.add_argument('--save_obj', action='store_true', help='write per-frame .obj meshes')
+    parser.add_argument('--sideview', action='store_true', help='add a side view next to each frame')
+    parser.add_argument('--render_plain', action='store_true', help='render on a black background with a '
+                        'centred camera (official behaviour)')
+    parser.add_argument('--wireframe', action='store_true', help='draw the visible mesh edges only')
+    parser.add_argument('--gender', choices=('neutral', 'male', 'female'), default='neutral',
+                        help='SMPL body of the output meshes')
+    parser.add_argument('--no_render', action='store_true', help='skip the overlay video')
+    parser.add_argument('--gpu', type=int, help='official flag: run on cuda:GPU (same as DEVICE cuda:GPU)')
+    return parser
+
+
+def main(argv=None) -> None:
+    from lib.core.demo import DemoOptions, run_demo
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    extra = ['DEVICE', f'cuda:{args.gpu}'] if args.gpu is not None else []
+    cfg = config_from_args(args, extra)
+    if args.display:
+        logging.info('note: --display is ignored (this demo is headless; open the output video instead)')
+    if args.yolo_img_size is not None:
+        logging.info('note: --yolo_img_size is ignored (no YOLO detector here; see --detector)')
+    options = DemoOptions(detector=args.detector, bbox_file=args.bbox_file,
+                          tracker_batch_size=args.tracker_batch_size, save_pkl=args.save_pkl,
+                          save_obj=args.save_obj, sideview=args.sideview, render_plain=args.render_plain,
+                          wireframe=args.wireframe, render=not args.no_render, gender=args.gender)
+    run_demo(cfg, args.vid_file, args.output_folder, options, checkpoint=args.checkpoint)
+
+
+if __name__ == '__main__':
+    run_main(main)

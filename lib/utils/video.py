@@ -1,0 +1,181 @@
+"""Video input and output with OpenCV only: frames from a video file or an image folder, mp4 writing.
+
+Frames are ``(H, W, 3)`` uint8 BGR arrays (OpenCV order) everywhere in this module. A video keeps its own
+frame rate; an image folder is read in sorted file-name order at :data:`IMAGE_FOLDER_FPS` unless told
+otherwise. Output videos are written under a temporary name and renamed into place when complete, so a
+failed run never leaves a half-written file behind.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from lib.utils.errors import UserError
+
+# Frame rate given to image folders (the official demo resampled every video to NTSC 29.97 fps).
+IMAGE_FOLDER_FPS = 30000 / 1001
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What is known about a frame source before decoding it all.
+
+    ``num_frames`` is exact for image folders and for videos probed with ``exact=True``; otherwise it is the
+    container's frame count, which a few containers report wrongly (the full pass then has the last word).
+    """
+
+    path: Path
+    num_frames: int
+    fps: float
+    width: int
+    height: int
+    is_folder: bool
+
+
+class FrameReader:
+    """Iterable over the frames of a video file or an image folder.
+
+    ``FrameReader(path)`` checks that the source exists and that its first frame decodes; iterating yields
+    ``(H, W, 3)`` uint8 BGR frames in order. It can be iterated several times (each pass reopens the source).
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = None, exact_count: bool = False):
+        self.path = Path(path).expanduser()
+        if not self.path.exists():
+            raise UserError(f"input video not found: {self.path}")
+        if self.path.is_dir():
+            self._files = _image_files(self.path)
+            first = _read_image(self._files[0])
+            height, width = first.shape[:2]
+            self.info = VideoInfo(self.path, len(self._files), float(fps or IMAGE_FOLDER_FPS), width, height,
+                                  True)
+        else:
+            self._files = []
+            self.info = _probe_video(self.path, fps, exact_count)
+
+    def __len__(self) -> int:
+        return self.info.num_frames
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self.info.is_folder:
+            yield from self._iter_folder()
+        else:
+            yield from self._iter_video()
+
+    def _iter_folder(self) -> Iterator[np.ndarray]:
+        size = (self.info.height, self.info.width)
+        for file in self._files:
+            frame = _read_image(file)
+            if frame.shape[:2] != size:
+                raise UserError(f"{file} is {frame.shape[1]}x{frame.shape[0]}, the first image of "
+                                f"{self.path} is {size[1]}x{size[0]}; all frames must have one size")
+            yield frame
+
+    def _iter_video(self) -> Iterator[np.ndarray]:
+        capture = _open_capture(self.path)
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                yield frame
+        finally:
+            capture.release()
+
+
+def count_frames(path: Path) -> int:
+    """Exact number of frames of a video file, by decoding it (containers may report a wrong count)."""
+    capture = _open_capture(path)
+    try:
+        count = 0
+        while capture.grab():
+            count += 1
+        return count
+    finally:
+        capture.release()
+
+
+def _probe_video(path: Path, fps: float | None, exact_count: bool) -> VideoInfo:
+    capture = _open_capture(path)
+    try:
+        ok, frame = capture.read()
+        if not ok or frame is None:
+            raise UserError(f"{path} has no decodable frame (empty, truncated or not a video)")
+        reported = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        video_fps = capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+    num_frames = count_frames(path) if exact_count or reported <= 0 else reported
+    if not video_fps or not np.isfinite(video_fps) or video_fps <= 0:
+        video_fps = IMAGE_FOLDER_FPS
+    height, width = frame.shape[:2]
+    return VideoInfo(path, num_frames, float(fps or video_fps), width, height, False)
+
+
+def _open_capture(path: Path) -> cv2.VideoCapture:
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise UserError(f"cannot open {path} as a video (unreadable file or a codec OpenCV lacks)")
+    return capture
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise UserError(f"image folder {folder} holds no {'/'.join(IMAGE_EXTENSIONS)} files")
+    return files
+
+
+def _read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"cannot read image {path}")
+    return image
+
+
+class VideoWriter:
+    """mp4 writer (OpenCV, codec ``mp4v``) that renames the finished file into place.
+
+    Use as a context manager: frames go to ``<stem>.partial.mp4`` next to ``path``; on a clean exit the file is
+    renamed to ``path`` (``os.replace``), on an exception it is deleted. Frames are ``(H, W, 3)`` uint8 BGR of
+    the size given here.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]):
+        self.path = Path(path)
+        self.size = (int(size[0]), int(size[1]))
+        self.fps = float(fps)
+        self.count = 0
+        self._tmp = self.path.with_name(self.path.stem + '.partial.mp4')
+        self._writer: cv2.VideoWriter | None = None
+
+    def __enter__(self) -> 'VideoWriter':
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*'mp4v'), self.fps, self.size)
+        if not self._writer.isOpened():
+            self._writer.release()
+            self._tmp.unlink(missing_ok=True)
+            raise UserError(f"OpenCV cannot write mp4 video {self._tmp} (no mp4v encoder in this OpenCV build?)")
+        return self
+
+    def write(self, frame_bgr: np.ndarray) -> None:
+        """Append one ``(H, W, 3)`` uint8 BGR frame of the writer's size."""
+        if (frame_bgr.shape[1], frame_bgr.shape[0]) != self.size:
+            raise ValueError(f"frame is {frame_bgr.shape[1]}x{frame_bgr.shape[0]}, writer expects "
+                             f"{self.size[0]}x{self.size[1]}")
+        self._writer.write(np.ascontiguousarray(frame_bgr, dtype=np.uint8))
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._writer.release()
+        if exc_type is None and self.count > 0:
+            os.replace(self._tmp, self.path)
+        else:
+            self._tmp.unlink(missing_ok=True)
