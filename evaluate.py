@@ -2,7 +2,8 @@
 
 Prints PA-MPJPE, MPJPE, MPVPE (3DPW) and acceleration error in mm for two frame orders: 'official' (the
 released evaluate.py, which reproduces the paper's tables) and 'corrected'. Writes results.json,
-per_sequence.csv and eval_info.json into the output directory. The protocol lives in lib/core/evaluator.py.
+per_sequence.csv, per_frame.npz and eval_info.json into the output directory. The protocol lives in
+lib/core/evaluator.py.
 """
 from __future__ import annotations
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -268,3 +270,123 @@ def test_per_sequence_rows_average_to_summary(tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith('.tmp')]
     table = format_table(result)
     assert 'official' in table and 'corrected' in table and 'PA-MPJPE' in table
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End to end: generated 3DPW test DB + generated checkpoint through the CLI
+# ---------------------------------------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+CFG = 'configs/repr_table1_3dpw.yaml'
+RENDER_FRAMES = 3
+
+
+@pytest.fixture(scope='module')
+def eval_root(synthetic_root, tmp_path_factory):
+    """A DATA_ROOT with the generated base_data, a generated 3DPW test DB, a checkpoint of a randomly
+    initialised GLoT, a few 3DPW frames for --render, and the raw-3DPW gender files."""
+    import cv2
+    import joblib
+    from lib.core.config import load_config
+    from lib.models import build_model, save_checkpoint
+    from scripts.make_synthetic_data import make_synthetic_data
+
+    root = tmp_path_factory.mktemp('eval_root')
+    (root / 'base_data').symlink_to(synthetic_root / 'base_data', target_is_directory=True)
+    make_synthetic_data(root, seed=0, only=('3dpw_test',), raw_3dpw=False)
+    cfg = load_config(str(REPO / CFG), ['DATA_ROOT', str(root), 'DEVICE', 'cpu'])
+    torch.manual_seed(0)
+    save_checkpoint(root / 'glot.pth.tar', build_model(cfg))
+    db = joblib.load(root / 'preprocessed_data' / '3dpw_test_db.pt')
+    for k, seq in enumerate(sorted({str(n)[:-2] for n in db['vid_name']})):
+        for i in range(RENDER_FRAMES):
+            path = root / '3dpw' / 'imageFiles' / seq / f'image_{i:05d}.jpg'
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(path), np.full((480, 270, 3), 90, np.uint8))
+        pkl = root / '3dpw' / 'sequenceFiles' / 'test' / f'{seq}.pkl'
+        pkl.parent.mkdir(parents=True, exist_ok=True)
+        with open(pkl, 'wb') as f:
+            pickle.dump({'sequence': seq, 'genders': ['m' if k % 2 == 0 else 'f']}, f, protocol=2)
+    return root
+
+
+def run_cli(*args, cwd=REPO):
+    return subprocess.run([sys.executable, str(REPO / 'evaluate.py'), *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_end_to_end(eval_root, tmp_path):
+    out = tmp_path / 'eval'
+    proc = run_cli('--cfg', CFG, '--dataset', '3dpw', '--checkpoint', eval_root / 'glot.pth.tar',
+                   '--data-root', eval_root, '--output_dir', out, '--render', 'DEVICE', 'cpu',
+                   'EVAL.BATCH_SIZE', 50, 'EVAL.GENDERED_MPVPE', True, 'EVAL.RENDER_FRAMES', RENDER_FRAMES)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((out / 'results.json').read_text())
+    assert list(results) == ['official', 'official_gendered', 'corrected', 'corrected_gendered']
+    for row, values in results.items():
+        assert list(values) == ['pa_mpjpe', 'mpjpe', 'mpvpe', 'accel_err']
+        assert isinstance(values['mpvpe'], float) and values['mpvpe'] > 0
+        if row.endswith('_gendered'):
+            assert values['mpjpe'] is None and values['pa_mpjpe'] is None and values['accel_err'] is None
+        else:
+            assert all(isinstance(v, float) and 0 < v < 1e4 for v in values.values())
+    # the printed table has every row, in mm with two decimals
+    for row in results:
+        line = next(l for l in proc.stdout.splitlines() if f' {row} ' in f' {l} ')
+        if not row.endswith('_gendered'):
+            assert f"{results[row]['mpjpe']:.2f}" in line
+    with open(out / 'per_sequence.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert {r['protocol'] for r in rows} == set(results) and len(rows) == 4 * 3
+    frames = sum(int(r['frames']) for r in rows if r['protocol'] == 'official')
+    info = json.loads((out / 'eval_info.json').read_text())
+    assert info['frames'] == frames == 3 * 40 - 5              # 5 invalid frames in the generated DB
+    assert len(list((out / 'render').glob('*.mp4'))) == 3
+
+    # per_frame.npz: both orders differ only through the last 7 frames of each sequence
+    per_frame = np.load(out / 'per_frame.npz')
+    tail = np.zeros(frames, dtype=bool)
+    for s in range(3):
+        positions = np.flatnonzero(per_frame['seq_id'] == s)
+        tail[positions[per_frame['frame'][positions] >= len(positions) - 7]] = True
+    for metric in ('mpjpe', 'pa_mpjpe', 'mpvpe'):
+        off, cor = per_frame[f'official__{metric}'], per_frame[f'corrected__{metric}']
+        assert off.mean() == pytest.approx(results['official'][metric], rel=1e-9)
+        np.testing.assert_array_equal(off[~tail], cor[~tail])
+        assert (off[tail] != cor[tail]).sum() == 6 * 3        # all but the middle one of the 7
+    off, cor = per_frame['official__accel_err'], per_frame['corrected__accel_err']
+    near_tail = tail | np.roll(tail, -1)                      # accel at t also uses frame t + 1
+    np.testing.assert_array_equal(off[~near_tail], cor[~near_tail])
+    assert np.nanmean(off) == pytest.approx(results['official']['accel_err'], rel=1e-9)
+    assert np.nanmean(cor) == pytest.approx(results['corrected']['accel_err'], rel=1e-9)
+
+
+def test_cli_unknown_dataset_is_one_line(tmp_path):
+    proc = run_cli('--cfg', CFG, '--dataset', 'coco', '--output_dir', tmp_path / 'out')
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: unknown dataset 'coco'; use one of 3dpw, h36m, mpii3d"]
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('case', ['checkpoint', 'database', 'smpl', 'architecture'])
+def test_bad_input_raises_one_line_user_error(eval_root, synthetic_root, tmp_path, case):
+    from lib.core.config import load_config
+    from lib.core.evaluator import run_evaluation
+    from lib.utils.errors import UserError
+
+    opts = ['DATA_ROOT', str(eval_root), 'DEVICE', 'cpu', 'TRAIN.PRETRAINED', str(eval_root / 'glot.pth.tar')]
+    expected = {'checkpoint': 'checkpoint not found', 'database': 'database file not found',
+                'smpl': 'SMPL model file not found', 'architecture': 'is not a GLoT checkpoint'}[case]
+    if case == 'checkpoint':
+        opts += ['TRAIN.PRETRAINED', str(tmp_path / 'missing.pth.tar')]
+    elif case == 'database':
+        opts += ['DATASET.FILES.ThreeDPW.TEST', 'missing_db.pt']
+    elif case == 'smpl':
+        opts += ['SMPL.MODEL_DIR', str(tmp_path)]
+    else:   # SPIN's checkpoint: a real checkpoint of another model
+        opts += ['TRAIN.PRETRAINED', str(synthetic_root / 'base_data' / 'spin_model_checkpoint.pth.tar')]
+    cfg = load_config(str(REPO / CFG), opts)
+    out = tmp_path / 'out'
+    with pytest.raises(UserError, match=expected) as err:
+        run_evaluation(cfg, '3dpw', output_dir=out, progress=False)
+    assert '\n' not in str(err.value)
+    assert not out.exists()

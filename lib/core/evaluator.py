@@ -455,6 +455,7 @@ def _as_str(name) -> str:
 RESULTS_FILE = 'results.json'
 SEQUENCES_FILE = 'per_sequence.csv'
 INFO_FILE = 'eval_info.json'
+FRAMES_FILE = 'per_frame.npz'
 _TABLE_COLUMNS = (('pa_mpjpe', 'PA-MPJPE'), ('mpjpe', 'MPJPE'), ('mpvpe', 'MPVPE'), ('accel_err', 'Accel'))
 
 
@@ -484,7 +485,7 @@ def default_output_dir(cfg, dataset: str) -> Path:
 def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = None, render: bool = False,
                    cfg_file: str | None = None, progress: bool = True) -> EvalResult:
     """Evaluate ``cfg``'s checkpoint (``TRAIN.PRETRAINED``) on test set ``dataset``; print the table and write
-    ``results.json``, ``per_sequence.csv`` and ``eval_info.json`` into ``output_dir``.
+    the result files (:func:`write_results`) into ``output_dir``.
 
     Every input (dataset name, checkpoint, database, SMPL and regressor files, renderer) is checked before the
     forward pass; a bad one raises UserError and no result file is written.
@@ -555,26 +556,42 @@ def format_table(result: EvalResult) -> str:
 
 
 def write_results(result: EvalResult, out_dir: str | os.PathLike, info: dict) -> None:
-    """Write ``results.json`` (``{protocol: {pa_mpjpe, mpjpe, mpvpe, accel_err}}`` in mm), ``per_sequence.csv``
-    and ``eval_info.json`` into ``out_dir``, each atomically (temporary file, then ``os.replace``)."""
+    """Write the result files into ``out_dir``, each atomically (temporary file, then ``os.replace``), with
+    ``results.json`` last:
+
+    - ``per_frame.npz``: ``sequence_names (S,)``, and per scored position ``seq_id``, ``frame`` (index in
+      its sequence after dropping invalid frames), ``db_row``, plus ``<row>__<metric>`` arrays in mm (NaN
+      where not scored);
+    - ``per_sequence.csv``: dataset, protocol, sequence, frames and the metrics in mm;
+    - ``eval_info.json``: ``info`` (checkpoint, database, frames, timing, ...);
+    - ``results.json``: ``{protocol: {pa_mpjpe, mpjpe, mpvpe, accel_err}}`` in mm (null where not scored).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / RESULTS_FILE, json.dumps(result.summary, indent=2) + '\n')
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator='\n')
+    frames = result.frames
+    arrays = {'sequence_names': np.asarray(frames.names), 'seq_id': frames.seq_id,
+              'frame': np.arange(frames.num_frames) - frames.starts[frames.seq_id], 'db_row': frames.rows}
+    for row, values in result.frame_errors.items():
+        arrays.update({f'{row}__{metric}': value for metric, value in values.items()})
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    _atomic_write(out_dir / FRAMES_FILE, buf.getvalue())
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator='\n')
     writer.writerow(['dataset', 'protocol', 'sequence', 'frames', *(f'{m}_mm' for m in METRICS)])
     for seq in result.sequences:
         writer.writerow([result.dataset, seq['protocol'], seq['sequence'], seq['frames'],
                          *('' if seq[m] is None else f'{seq[m]:.4f}' for m in METRICS)])
-    _atomic_write(out_dir / SEQUENCES_FILE, buf.getvalue())
+    _atomic_write(out_dir / SEQUENCES_FILE, text.getvalue())
     _atomic_write(out_dir / INFO_FILE, json.dumps(info, indent=2) + '\n')
+    _atomic_write(out_dir / RESULTS_FILE, json.dumps(result.summary, indent=2) + '\n')
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, data: str | bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
+        with os.fdopen(fd, 'wb' if isinstance(data, bytes) else 'w') as f:
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
