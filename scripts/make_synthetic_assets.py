@@ -252,8 +252,9 @@ def make_mean_params(seed: int = 0) -> dict:
         k = np.array([[0, -aa[2], aa[1]], [aa[2], 0, -aa[0]], [-aa[1], aa[0], 0]]) / angle
         rotmats.append(np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k)
     pose = np.stack(rotmats)[:, :, :2].reshape(-1)  # interleaved 6D: rows of the 3x2 first-two-columns block
-    return {'pose': pose.astype(np.float64), 'shape': rng.normal(scale=0.1, size=10),
-            'cam': np.array([0.9, 0.0, 0.0])}
+    # dtypes of SPIN's file: pose and cam float32, shape float64
+    return {'pose': pose.astype(np.float32), 'shape': rng.normal(scale=0.1, size=10),
+            'cam': np.array([0.9, 0.0, 0.0], dtype=np.float32)}
 
 
 def make_spin_checkpoint(seed: int = 0) -> dict:
@@ -272,7 +273,7 @@ def make_spin_checkpoint(seed: int = 0) -> dict:
         torch.nn.init.xavier_uniform_(weight, gain=gain)
         model[f'{name}.weight'] = weight
         model[f'{name}.bias'] = torch.zeros(out_dim)
-    model['init_pose'] = torch.tensor(mean['pose'], dtype=torch.float32)[None]
+    model['init_pose'] = torch.from_numpy(mean['pose'])[None]
     model['init_shape'] = torch.tensor(mean['shape'], dtype=torch.float32)[None]
     model['init_cam'] = torch.tensor(mean['cam'], dtype=torch.float32)[None]
     return {'model': model, 'optimizer': {}, 'epoch': 0, 'batch_idx': 0, 'batch_size': 64,
