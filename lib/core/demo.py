@@ -134,6 +134,22 @@ def _tracks_from_ids(detections: list[np.ndarray], track_ids: list[np.ndarray]) 
                   np.array([d[4] for _, d in rows])) for tid, rows in sorted(per_id.items())]
 
 
+def weight_files(cfg, checkpoint: str | os.PathLike | None = None) -> tuple[Path, Path]:
+    """The GLoT checkpoint (``checkpoint`` or ``TRAIN.PRETRAINED``) and SPIN checkpoint
+    (``TRAIN.PRETRAINED_REGRESSOR``) paths, checked to exist."""
+    ckpt = checkpoint or cfg.TRAIN.PRETRAINED
+    if not ckpt:
+        raise UserError("no GLoT checkpoint: pass --checkpoint FILE (or set TRAIN.PRETRAINED in the config)")
+    ckpt = resolve_path(cfg, ckpt)
+    if not ckpt.is_file():
+        raise UserError(f"GLoT checkpoint not found: {ckpt}")
+    spin = resolve_path(cfg, cfg.TRAIN.PRETRAINED_REGRESSOR)
+    if not spin.is_file():
+        raise UserError(f"SPIN checkpoint not found: {spin} (TRAIN.PRETRAINED_REGRESSOR; "
+                        f"spin_model_checkpoint.pth.tar from the GLoT base_data)")
+    return ckpt, spin
+
+
 class GLoTPredictor:
     """GLoT and the SPIN feature extractor, loaded once; turns frames + tracks into per-person results.
 
@@ -141,8 +157,8 @@ class GLoTPredictor:
         cfg: frozen config (MODEL, SMPL files, DEMO, DEVICE, ``TRAIN.PRETRAINED_REGRESSOR`` = the SPIN
             checkpoint).
         checkpoint: GLoT weights; default ``cfg.TRAIN.PRETRAINED``.
-        gender: SMPL body of the output meshes; like the official demo only the decoding changes (the
-            network always predicts with the neutral body).
+        gender: SMPL body the predicted pose and shape are decoded with (verts, joints3d); the official
+            demo does the same by swapping the local head's SMPL layer.
     """
 
     def __init__(self, cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral'):
@@ -152,16 +168,7 @@ class GLoTPredictor:
 
         if gender not in GENDERS:
             raise UserError(f"unknown gender '{gender}'; choose {', '.join(GENDERS)}")
-        ckpt = checkpoint or cfg.TRAIN.PRETRAINED
-        if not ckpt:
-            raise UserError("no GLoT checkpoint: pass --checkpoint FILE (or set TRAIN.PRETRAINED in the config)")
-        ckpt = resolve_path(cfg, ckpt)
-        if not Path(ckpt).is_file():
-            raise UserError(f"GLoT checkpoint not found: {ckpt}")
-        spin = resolve_path(cfg, cfg.TRAIN.PRETRAINED_REGRESSOR)
-        if not spin.is_file():
-            raise UserError(f"SPIN checkpoint not found: {spin} (TRAIN.PRETRAINED_REGRESSOR; "
-                            f"spin_model_checkpoint.pth.tar from the GLoT base_data)")
+        ckpt, spin = weight_files(cfg, checkpoint)
         self.cfg = cfg
         self.device = resolve_device(cfg.DEVICE)
         self.checkpoint, self.spin_checkpoint = Path(ckpt), spin
@@ -287,8 +294,8 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     if options.bbox_file is not None:
         box_file = read_bbox_file(options.bbox_file, info.num_frames, info.width, info.height)
     logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps")
-    with watch.stage('setup'):
-        predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
+    if predictor is None:
+        weight_files(cfg, checkpoint)
     cache = _Cache(output_dir / 'cache', enabled=cfg.DEMO.CACHE)
 
     with watch.stage('detection'):
@@ -304,6 +311,9 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
                 + ', '.join(f'id {t.track_id} ({len(t.frames)} frames)' for t in tracks))
     if pending is not None:
         cache.save(*pending)
+    if predictor is None:
+        with watch.stage('setup'):
+            predictor = GLoTPredictor(cfg, checkpoint, options.gender)
 
     with watch.stage('features'):
         features = _features(predictor, reader, tracks, info, cache)

@@ -233,7 +233,7 @@ def read_bbox_file(path: str | Path, num_frames: int, width: int, height: int) -
     for number, row in enumerate(rows, start=1):
         frame = int(row['frame'])
         if row['frame'] != frame or not 0 <= frame < num_frames:
-            raise UserError(f"bbox file {path} box {number}: frame {row['frame']} is not a frame of the video "
+            raise UserError(f"bbox file {path} box {number}: frame {row['frame']:g} is not a frame of the video "
                             f"(0-based, the video has {num_frames} frames)")
         x1, y1, x2, y2 = (row[k] for k in ('x1', 'y1', 'x2', 'y2'))
         if not (x2 > x1 and y2 > y1):

@@ -1,0 +1,318 @@
+"""Demo: video I/O, box files, detectors, windows, and the whole pipeline on a generated video."""
+import json
+import logging
+from types import SimpleNamespace
+
+import cv2
+import joblib
+import numpy as np
+import pytest
+import torch
+
+import demo as demo_cli
+from lib.core.cli import run_main
+from lib.core.config import REPO_ROOT, load_config
+from lib.core.demo import RESULT_KEYS, DemoOptions, GLoTPredictor, build_tracks, run_demo, window_indices
+from lib.utils import detection
+from lib.utils.detection import build_detector, read_bbox_file
+from lib.utils.errors import UserError
+from lib.utils.tracking import square_boxes
+from lib.utils.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
+from scripts.make_synthetic_video import make_synthetic_video
+
+FRAMES, WIDTH, HEIGHT = 32, 320, 240
+# A small GLoT (same structure, fewer/narrower transformer layers) keeps the end-to-end runs fast.
+SMALL_MODEL = ['MODEL.d_model', '128', 'MODEL.n_layers', '1', 'MODEL.short_n_layers', '1']
+CONFIG = str(REPO_ROOT / 'configs' / 'repr_table1_3dpw.yaml')
+HAS_HOG = hasattr(cv2, 'HOGDescriptor')
+
+
+@pytest.fixture(scope='module')
+def clip(synthetic_root, tmp_path_factory):
+    """A 32-frame 320x240 video of one walking body, its true boxes (CSV) and a random small GLoT."""
+    folder = tmp_path_factory.mktemp('demo')
+    video = make_synthetic_video(folder / 'walk.mp4', synthetic_root, num_frames=FRAMES, width=WIDTH,
+                                 height=HEIGHT, bbox_file=folder / 'boxes.csv')
+    opts = ['DATA_ROOT', str(synthetic_root), 'DEVICE', 'cpu', 'DEMO.MIN_TRACK_LEN', '20', *SMALL_MODEL]
+    from lib.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(folder / 'glot.pth.tar', build_model(load_config(CONFIG, opts)))
+    return SimpleNamespace(folder=folder, video=video, boxes=folder / 'boxes.csv', ckpt=folder / 'glot.pth.tar',
+                           opts=opts)
+
+
+def _cli(argv, capsys):
+    """Run demo.py's main like the command line; returns (exit code, stderr). Logging handlers that main
+    adds are removed again."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(lambda: demo_cli.main(argv))
+            raise SystemExit(0)
+    finally:
+        for handler in set(root.handlers) - set(handlers):
+            root.removeHandler(handler)
+    return exit_info.value.code, capsys.readouterr().err
+
+
+def _check_results(results, num_frames):
+    assert results, 'no person in the results'
+    for res in results.values():
+        assert tuple(res) == RESULT_KEYS
+        n = len(res['frame_ids'])
+        assert n >= 20 and res['frame_ids'].max() < num_frames
+        shapes = {k: res[k].shape for k in RESULT_KEYS if res[k] is not None}
+        assert shapes == {'pred_cam': (n, 3), 'orig_cam': (n, 4), 'verts': (n, 6890, 3), 'pose': (n, 72),
+                          'betas': (n, 10), 'joints3d': (n, 49, 3), 'bboxes': (n, 4), 'frame_ids': (n,)}
+        assert res['joints2d'] is None
+        assert np.isfinite(res['verts']).all() and np.isfinite(res['orig_cam']).all()
+        # orig_cam is the official conversion of pred_cam with the 1.2-scaled box.
+        cx, cy, h = res['bboxes'][:, 0], res['bboxes'][:, 1], res['bboxes'][:, 2]
+        sx = res['pred_cam'][:, 0] * h / WIDTH
+        np.testing.assert_allclose(res['orig_cam'][:, 0], sx, rtol=1e-5)
+        np.testing.assert_allclose(res['orig_cam'][:, 2], (cx - WIDTH / 2) / (WIDTH / 2) / sx + res['pred_cam'][:, 1],
+                                   rtol=1e-4, atol=1e-4)
+
+
+def _video_frames(path):
+    capture = cv2.VideoCapture(str(path))
+    count, size = 0, None
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        count, size = count + 1, frame.shape[:2]
+    capture.release()
+    return count, size
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Video input / output
+# ---------------------------------------------------------------------------------------------------------
+
+def test_video_round_trip_and_image_folder(tmp_path):
+    with VideoWriter(tmp_path / 'v.mp4', 12.5, (64, 48)) as writer:
+        for value in (0, 60, 120, 180, 240):
+            writer.write(np.full((48, 64, 3), value, np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['v.mp4']
+    reader = FrameReader(tmp_path / 'v.mp4', exact_count=True)
+    assert (len(reader), reader.info.fps, reader.info.width, reader.info.height) == (5, 12.5, 64, 48)
+    means = [frame.mean() for frame in reader]
+    np.testing.assert_allclose(means, [0, 60, 120, 180, 240], atol=6)
+
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f'{i:06d}.png'), np.full((10, 12, 3), 10 * i, np.uint8))
+    (folder / 'notes.txt').write_text('ignored')
+    reader = FrameReader(folder)
+    assert (len(reader), reader.info.fps, reader.info.is_folder) == (3, IMAGE_FOLDER_FPS, True)
+    assert [int(f[0, 0, 0]) for f in reader] == [0, 10, 20]
+
+
+def test_video_errors_and_atomic_writer(tmp_path):
+    (tmp_path / 'empty.mp4').write_bytes(b'')
+    (tmp_path / 'text.mp4').write_text('not a video')
+    (tmp_path / 'no_images').mkdir()
+    for name in ('missing.mp4', 'empty.mp4', 'text.mp4', 'no_images'):
+        with pytest.raises(UserError) as err:
+            FrameReader(tmp_path / name)
+        assert '\n' not in str(err.value)
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / 'out' / 'x.mp4', 25, (32, 32)) as writer:
+            writer.write(np.zeros((32, 32, 3), np.uint8))
+            raise RuntimeError('boom')
+    assert list((tmp_path / 'out').iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Box files and detectors
+# ---------------------------------------------------------------------------------------------------------
+
+def test_bbox_file_formats_agree(tmp_path):
+    rows = [(0, 10, 20, 50, 120, 0.9, 7), (0, 100, 20, 150, 120, 0.8, 8), (2, 12, 21, 52, 121, 0.7, 7)]
+    (tmp_path / 'a.csv').write_text('frame,x1,y1,x2,y2,score,track_id\n'
+                                    + '\n'.join(','.join(map(str, r)) for r in rows))
+    (tmp_path / 'b.json').write_text(json.dumps([dict(zip(('frame', 'x1', 'y1', 'x2', 'y2', 'score', 'track_id'), r))
+                                                 for r in rows]))
+    (tmp_path / 'c.json').write_text(json.dumps([list(r) for r in rows]))
+    (tmp_path / 'd.csv').write_text('\n'.join(','.join(map(str, r[:6])) for r in rows))
+    boxes = [read_bbox_file(tmp_path / name, 4, 200, 150) for name in ('a.csv', 'b.json', 'c.json', 'd.csv')]
+    for parsed in boxes:
+        assert [len(d) for d in parsed.detections] == [2, 0, 1, 0]
+        np.testing.assert_allclose(parsed.detections[0], [[10, 20, 50, 120, 0.9], [100, 20, 150, 120, 0.8]])
+    assert [ids.tolist() for ids in boxes[0].track_ids] == [[7, 8], [], [7], []]
+    assert boxes[3].track_ids is None
+    tracks = build_tracks(boxes[0].detections, SimpleNamespace(FILL_GAPS=True, MIN_TRACK_LEN=2,
+                                                               BBOX_SMOOTH_SIGMA=0.0), boxes[0].track_ids)
+    assert [(t.track_id, t.frames.tolist()) for t in tracks] == [(7, [0, 1, 2])]
+    np.testing.assert_allclose(tracks[0].bboxes[1], square_boxes([[11, 20.5, 51, 120.5]])[0])
+
+
+@pytest.mark.parametrize('text, message', [
+    ('0,10,20,50,120\n4,10,20,50,120', 'frame 4 is not a frame of the video'),
+    ('0,300,20,350,120', 'outside the 200x150 video'),
+    ('0,50,20,10,120', 'x2 > x1'),
+    ('frame,x1,y1,x2,y2,track_id\n0,1,1,5,5,1\n1,1,1,5,5,', 'track_id on every box or on none'),
+    ('0,1,1,5,5,1,3\n0,2,2,6,6,1,3', 'two boxes with the same track_id'),
+    ('0,1,1,5', 'expected 5-7 values'),
+    ('frame,x1,y1,x2,y2,width\n0,1,1,5,5,3', 'unknown column'),
+])
+def test_bbox_file_errors(tmp_path, text, message):
+    (tmp_path / 'boxes.csv').write_text(text)
+    with pytest.raises(UserError, match=message):
+        read_bbox_file(tmp_path / 'boxes.csv', 4, 200, 150)
+
+
+def test_bbox_file_missing_and_bad_json(tmp_path):
+    with pytest.raises(UserError, match='not found'):
+        read_bbox_file(tmp_path / 'nope.csv', 4, 200, 150)
+    (tmp_path / 'bad.json').write_text('{"frame": ')
+    with pytest.raises(UserError, match='not valid JSON'):
+        read_bbox_file(tmp_path / 'bad.json', 4, 200, 150)
+
+
+def _demo_cfg(**overrides):
+    values = dict(TORCHVISION_MODEL='fasterrcnn_mobilenet_v3_large_320_fpn', DETECTOR_WEIGHTS='',
+                  DETECTION_THRESHOLD=0.0, HOG_HIT_THRESHOLD=0.0, HOG_RESIZE=320)
+    values.update(overrides)
+    return SimpleNamespace(**values)
+
+
+def test_torchvision_detector_only_from_local_weights(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    with pytest.raises(UserError) as err:
+        build_detector('torchvision', 'cpu', _demo_cfg())
+    text = str(err.value)
+    assert 'fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth' in text and str(tmp_path / 'hub' / 'checkpoints') in text
+    assert not (tmp_path / 'hub').exists()   # nothing was downloaded
+    with pytest.raises(UserError, match='not found'):
+        build_detector('torchvision', 'cpu', _demo_cfg(DETECTOR_WEIGHTS=str(tmp_path / 'none.pth')))
+
+    model = torchvision.models.get_model('fasterrcnn_mobilenet_v3_large_320_fpn', weights=None,
+                                         weights_backbone=None, num_classes=91)
+    (tmp_path / 'hub' / 'checkpoints').mkdir(parents=True)
+    torch.save(model.state_dict(), tmp_path / 'hub' / 'checkpoints' / 'fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth')
+    detector = build_detector('auto', 'cpu', _demo_cfg(), batch_size=1)
+    assert detector.name == 'torchvision'
+    out = detector([np.zeros((60, 80, 3), np.uint8)] * 2)
+    assert len(out) == 2 and all(d.ndim == 2 and d.shape[1] == 5 for d in out)
+
+
+def test_hog_missing_from_opencv_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    monkeypatch.delattr(cv2, 'HOGDescriptor', raising=False)
+    for kind in ('hog', 'auto'):
+        with pytest.raises(UserError, match='no HOG people detector'):
+            build_detector(kind, 'cpu', _demo_cfg())
+
+
+@pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
+def test_hog_boxes_cover_the_body(clip):
+    frames = list(FrameReader(clip.video.path))[::8]
+    dets = detection.HOGDetector(resize_to=480)(frames)
+    for frame_dets, truth in zip(dets, clip.video.boxes[0][::8]):
+        # Some detection has its centre within 15 px and its height within 15 % of the rendered body's.
+        centre_error = np.abs((frame_dets[:, 0] + frame_dets[:, 2] - truth[0] - truth[2]) / 2)
+        height_ratio = (frame_dets[:, 3] - frame_dets[:, 1]) / (truth[3] - truth[1])
+        assert ((centre_error < 15) & (np.abs(height_ratio - 1) < 0.15)).any(), (frame_dets, truth)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Windows
+# ---------------------------------------------------------------------------------------------------------
+
+def _official_windows(n, seq_len=16):
+    """The official FeatureDataset's (start, end) list, rebuilt from its description (spec B.8)."""
+    seq = [[i, i + seq_len - 1] for i in range(n - seq_len + 1)]
+    seq = [[k, k] for k in range(seq_len // 2)] + seq + [[n - k, n - k] for k in range(seq_len // 2 - 1, 0, -1)]
+    return [list(range(s, e + 1)) if s != e else [s] * seq_len for s, e in seq]
+
+
+def test_window_indices():
+    repeat = window_indices(30, 16, 'repeat')
+    assert repeat.tolist() == _official_windows(30)
+    clamp = window_indices(30, 16, 'clamp')
+    assert clamp[0].tolist() == [0] * 9 + list(range(1, 8))
+    assert clamp[10].tolist() == list(range(2, 18)) == repeat[10].tolist()
+    assert clamp[29].tolist() == list(range(21, 30)) + [29] * 7
+    assert (clamp[:, 8] == np.arange(30)).all()  # every frame is its own window's target
+    short = window_indices(5, 16, 'clamp')
+    assert short.shape == (5, 16) and (short[:, 8] == np.arange(5)).all()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------------------
+
+def test_demo_with_bbox_file(clip, tmp_path, capsys):
+    out = tmp_path / 'out'
+    code, err = _cli(['--vid_file', str(clip.video.path), '--cfg', CONFIG, '--checkpoint', str(clip.ckpt),
+                      '--output_folder', str(out), '--bbox_file', str(clip.boxes), '--sideview', '--save_obj',
+                      '--display', *clip.opts], capsys)
+    assert code == 0, err
+    folder = out / 'walk'
+    results = joblib.load(folder / 'glot_output.pkl')
+    _check_results(results, FRAMES)
+    (res,) = results.values()
+    assert res['frame_ids'].tolist() == list(range(FRAMES))
+    truth = square_boxes(clip.video.boxes[0])
+    # The true boxes (rounded to 0.01 px in the file), squared, smoothed over time (sigma 1 frame: the linear
+    # horizontal motion is kept away from the ends, the small vertical bobbing of the walk is evened out)
+    # and scaled by 1.2.
+    np.testing.assert_allclose(res['bboxes'][3:-3, 0], truth[3:-3, 0], atol=0.05)
+    np.testing.assert_allclose(res['bboxes'][:, 1], truth[:, 1], atol=1.0)
+    np.testing.assert_allclose(res['bboxes'][:, 2:], 1.2 * truth[:, 2:], rtol=0.01)
+    assert _video_frames(folder / 'walk_glot_output.mp4') == (FRAMES, (HEIGHT, 2 * WIDTH))
+    assert len(list((folder / 'meshes' / f'{next(iter(results)):04d}').glob('*.obj'))) == FRAMES
+    assert not [p for p in folder.rglob('*') if 'partial' in p.name]
+
+
+@pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
+def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
+    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_RESIZE', '480'])
+    predictor = GLoTPredictor(cfg, clip.ckpt)
+    options = DemoOptions(detector='hog')
+    result = run_demo(cfg, clip.video.path, tmp_path / 'out', options, predictor=predictor)
+    _check_results(result.results, FRAMES)
+    truth = square_boxes(clip.video.boxes[0])
+    for res in result.results.values():
+        rows = res['frame_ids']
+        assert np.abs(res['bboxes'][:, 0] - truth[rows, 0]).max() < 15
+    assert _video_frames(tmp_path / 'out' / 'walk' / 'walk_glot_output.mp4') == (FRAMES, (HEIGHT, WIDTH))
+    assert set(result.seconds) >= {'detection', 'tracking', 'features', 'model', 'render'}
+
+    # A second run reuses the cached detections and features.
+    monkeypatch.setattr('lib.core.demo.build_detector', lambda *a, **k: pytest.fail('detector rebuilt'))
+    monkeypatch.setattr(predictor, 'features', lambda *a, **k: pytest.fail('features recomputed'))
+    again = run_demo(cfg, clip.video.path, tmp_path / 'out', DemoOptions(detector='hog', render=False),
+                     predictor=predictor)
+    for pid, res in result.results.items():
+        np.testing.assert_allclose(again.results[pid]['verts'], res['verts'], atol=1e-5)
+
+
+def test_bad_inputs_exit_2_and_write_nothing(clip, tmp_path, capsys):
+    out = tmp_path / 'out'
+    base = ['--cfg', CONFIG, '--checkpoint', str(clip.ckpt), '--output_folder', str(out)]
+    (tmp_path / 'empty.mp4').write_bytes(b'')
+    (tmp_path / 'late.csv').write_text(f'{FRAMES},10,10,50,100\n')
+    (tmp_path / 'short.csv').write_text('\n'.join(f'{f},100,30,160,220' for f in range(5)))
+    cases = [
+        (['--vid_file', str(tmp_path / 'missing.mp4')], 'input video not found'),
+        (['--vid_file', str(tmp_path / 'empty.mp4')], 'cannot open'),
+        (['--vid_file', str(clip.video.path), '--bbox_file', str(tmp_path / 'late.csv')],
+         f'frame {FRAMES} is not a frame of the video'),
+        (['--vid_file', str(clip.video.path), '--bbox_file', str(tmp_path / 'short.csv')], 'no person found'),
+        (['--vid_file', str(clip.video.path), '--bbox_file', str(clip.boxes), '--checkpoint',
+          str(tmp_path / 'none.pth.tar')], 'GLoT checkpoint not found'),
+    ]
+    for argv, message in cases:
+        code, err = _cli(base + argv + clip.opts, capsys)
+        assert code == 2, err
+        last = err.strip().splitlines()[-1]
+        assert last.startswith('error: ') and message in last and 'Traceback' not in err, err
+        assert not out.exists()
