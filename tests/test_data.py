@@ -265,3 +265,51 @@ def test_eval_sequences_drop_invalid_and_short():
     assert w.shape == (25, 16) and (seqs[1].features[w][:, 8, 0] == np.arange(25, 50)).all()
     assert seqs[1].frame_order(official_order=True)[-7:].tolist() == [24, 23, 22, 21, 20, 19, 18]
     assert seqs[0].score_mask is None and seqs[0].pose.shape == (20, 72)
+
+
+# ------------------------------------------------------------------------------------ generated data
+SMALL = {'3dpw_train': (2, 32), '3dpw_val': (1, 20), '3dpw_test': (2, 24), 'mpii3d_train': (1, 32),
+         'mpii3d_val': (1, 20), 'h36m_train': (1, 32), 'h36m_test': (1, 20), 'insta_train': (2, 32)}
+
+
+@pytest.fixture(scope='module')
+def generated_root(synthetic_root, tmp_path_factory):
+    """A DATA_ROOT with the generated base_data (linked) and small generated databases."""
+    from scripts.make_synthetic_data import make_synthetic_data
+
+    root = tmp_path_factory.mktemp('generated')
+    (root / 'base_data').symlink_to(synthetic_root / 'base_data', target_is_directory=True)
+    make_synthetic_data(root, seed=0, sizes=SMALL, raw_3dpw=False)
+    return root
+
+
+DB_LAYOUTS = [('ThreeDPW', 'TRAIN', {'joints3D': (49, 3), 'joints2D': (14, 3)}),
+              ('ThreeDPW', 'VAL', {'joints3D': (14, 3)}), ('ThreeDPW', 'TEST', {'joints3D': (14, 3), 'valid': ()}),
+              ('MPII3D', 'TRAIN', {'joints2D': (49, 3), 'joints3D': (49, 3)}),
+              ('MPII3D', 'TEST', {'valid_i': (1,)}), ('Human36M', 'TRAIN', {'pose': (72,), 'shape': (10,)}),
+              ('Human36M', 'TEST', {'joints3D': (49, 3)}), ('Insta', 'TRAIN', {'joints2D': (25, 3)})]
+
+
+@pytest.mark.parametrize('dataset,split,shapes', DB_LAYOUTS)
+def test_generated_dbs_load_with_release_layout(generated_root, dataset, split, shapes):
+    cfg = load_config(None, ['DATA_ROOT', str(generated_root)])
+    db = read_db(cfg, dataset, split)
+    for key, trailing in shapes.items():
+        assert tuple(db[key].shape[1:]) == trailing
+    assert db['features'].dtype == np.float32 and db['features'].shape[1] == 2048
+
+
+def test_generated_samples_have_official_shapes_and_ranges(generated_root):
+    cfg = load_config(None, ['DATA_ROOT', str(generated_root), 'TRAIN.DATASETS_3D',
+                             "['ThreeDPW', 'MPII3D', 'Human36M']", 'TRAIN.BATCH_SIZE', '8', 'NUM_WORKERS', '0',
+                             'DEVICE', 'cpu', 'DATASET.SEQLEN', '16', 'TRAIN.OVERLAP', '0.0',
+                             'TRAIN.DATA_2D_RATIO', '0.5'])
+    t2, t3 = next(build_train_loaders(cfg, seed=0))
+    assert t2['kp_2d'].shape == (4, 16, 49, 3) and t3['theta'].shape == (4, 16, 85)
+    for kp in (t2['kp_2d'], t3['kp_2d']):
+        seen = kp[..., 2] > 0
+        assert seen.any() and kp[..., :2][seen].abs().max() < 1.0        # the person is inside the crop
+    assert t3['kp_3d'].abs().max() < 10 and torch.isfinite(t3['features']).all()
+    assert (t3['theta'][..., 0] == 1).all()
+    seqs = eval_sequences(read_db(cfg, 'ThreeDPW', 'TEST'))
+    assert [len(s) for s in seqs] == [19, 24]          # sequence 0 has 5 frames with valid == 0 (dropped)

@@ -20,6 +20,7 @@ Bounding boxes from keypoints:
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -211,7 +212,9 @@ def smooth_keypoint_bboxes(kp_2d: np.ndarray, vis_thresh: float, kernel_size: in
     start, stop = int(have[0]), int(have[-1]) + 1
     frames = np.arange(start, stop)
     filled = np.stack([np.interp(frames, have, raw[have, k]) for k in range(3)], axis=1)
-    smoothed = np.stack([scipy.signal.medfilt(filled[:, k], kernel_size) for k in range(3)], axis=1)
+    with warnings.catch_warnings():   # tracks shorter than the kernel: zero padding is the intended behaviour
+        warnings.simplefilter('ignore', UserWarning)
+        smoothed = np.stack([scipy.signal.medfilt(filled[:, k], kernel_size) for k in range(3)], axis=1)
     smoothed = np.stack([scipy.ndimage.gaussian_filter1d(smoothed[:, k], sigma) for k in range(3)], axis=1)
     return smoothed, start, stop
 
