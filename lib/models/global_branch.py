@@ -98,16 +98,21 @@ class MaskedTransformer(nn.Module):
         """The human-prior mask token ``(D/2,)``: ``mask_token_mlp`` of the mean SMPL parameters."""
         return self.mask_token_mlp(self.mask_token_input)
 
+    def fill_masked(self, kept: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """Kept tokens ``(B, T_kept, D/2)`` (shuffled order) -> ``(B, T, D/2)`` in frame order, with the mask
+        token in every dropped frame."""
+        b, t = ids_restore.shape
+        tokens = self.mask_token().expand(b, t - kept.shape[1], -1)
+        x = torch.cat([kept, tokens], dim=1)
+        return torch.gather(x, 1, ids_restore[:, :, None].expand(-1, -1, x.shape[2]))
+
     def decode(self, mem: torch.Tensor, ids_restore: torch.Tensor | None = None,
                queries: slice | None = None) -> torch.Tensor:
         """``mem (B, T_kept, D)`` -> ``(B, T, D/2)``; dropped frames (``ids_restore`` given) start from the mask
         token. ``queries`` returns only those frames (the last block then computes just those rows)."""
         x = self.decoder_embed(mem)
         if ids_restore is not None:
-            b, t = ids_restore.shape
-            tokens = self.mask_token().expand(b, t - x.shape[1], -1)
-            x = torch.cat([x, tokens], dim=1)
-            x = torch.gather(x, 1, ids_restore[:, :, None].expand(-1, -1, x.shape[2]))
+            x = self.fill_masked(x, ids_restore)
         x = x + self.decoder_pos_embed
         for i, block in enumerate(self.decoder_blocks):
             x = block(x, queries if i == len(self.decoder_blocks) - 1 else None)

@@ -111,18 +111,17 @@ class GLoT(nn.Module):
             init = (glob.pose, glob.shape, glob.cam)
         pose, shape, cam = self.regressor(local_feature, *init)
 
-        joint_regressor = None if is_train else J_regressor
-        n_local = pose.shape[1]
-        local = smpl_output(self.smpl, pose.reshape(-1, pose.shape[-1]), shape.reshape(-1, shape.shape[-1]),
-                            cam.reshape(-1, cam.shape[-1]), joint_regressor)
-        local = _unflatten(local, (b, n_local) if is_train else (b,))
-        global_out = None
+        # Both heads share one SMPL: decode their parameters in one call (rows: local, then global).
+        heads = [(pose, shape, cam)]
         if decode_global:
-            n_global = glob.pose.shape[1]
-            global_out = smpl_output(self.smpl, glob.pose.reshape(b * n_global, -1),
-                                     glob.shape.reshape(b * n_global, -1), glob.cam.reshape(b * n_global, -1),
-                                     joint_regressor)
-            global_out = [_unflatten(global_out, (b, n_global))]
+            heads.append((glob.pose, glob.shape, glob.cam))
+        rows = [p.shape[0] * p.shape[1] for p, _, _ in heads]
+        flat = [torch.cat([h[i].reshape(-1, h[i].shape[-1]) for h in heads]) for i in range(3)]
+        decoded = smpl_output(self.smpl, *flat, J_regressor=None if is_train else J_regressor)
+        parts = [{key: value[start:start + n] for key, value in decoded.items()}
+                 for start, n in zip((0, rows[0]), rows)]
+        local = _unflatten(parts[0], (b, pose.shape[1]) if is_train else (b,))
+        global_out = [_unflatten(parts[1], (b, glob.pose.shape[1]))] if decode_global else None
         return [local], glob.mask, global_out
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from lib.utils.geometry import projection, rot6d_to_rotmat, rotmat_to_axis_angle
 from lib.utils.joints import H36M_TO_J14
@@ -59,13 +60,19 @@ class IterativeRegressor(nn.Module):
         self.register_buffer('init_cam', mean_params['cam'].reshape(1, NCAM).clone())
 
     def forward(self, x: torch.Tensor, n_iter: int = 3) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Features ``x (N, 2048)`` -> pose ``(N, 144)`` (6D), shape ``(N, 10)``, camera ``(N, 3)``."""
-        n = x.shape[0]
+        """Features ``x (N, 2048)`` -> pose ``(N, 144)`` (6D), shape ``(N, 10)``, camera ``(N, 3)``.
+
+        ``fc1([x, pose, shape, cam])`` is split as ``W_x x + (W_p [pose, shape, cam] + b)``: the feature part
+        is the same in every step, so it is computed once (same result up to float rounding)."""
+        n, feature_dim = x.shape
         pose = self.init_pose.expand(n, -1)
         shape = self.init_shape.expand(n, -1)
         cam = self.init_cam.expand(n, -1)
+        weight = self.fc1.weight
+        x_part = F.linear(x, weight[:, :feature_dim])
         for _ in range(n_iter):
-            h = self.drop1(self.fc1(torch.cat([x, pose, shape, cam], dim=1)))
+            h = self.drop1(x_part + F.linear(torch.cat([pose, shape, cam], dim=1), weight[:, feature_dim:],
+                                             self.fc1.bias))
             if self.use_fc2:
                 h = self.drop2(self.fc2(h))
             pose = self.decpose(h) + pose
