@@ -197,10 +197,25 @@ def test_torchvision_detector_only_from_local_weights(tmp_path, monkeypatch):
                                          weights_backbone=None, num_classes=91)
     (tmp_path / 'hub' / 'checkpoints').mkdir(parents=True)
     torch.save(model.state_dict(), tmp_path / 'hub' / 'checkpoints' / 'fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth')
-    detector = build_detector('auto', 'cpu', _demo_cfg(), batch_size=1)
+    detector = build_detector('auto', 'cpu', _demo_cfg(DETECTION_THRESHOLD=0.5), batch_size=2)
     assert detector.name == 'torchvision'
-    out = detector([np.zeros((60, 80, 3), np.uint8)] * 2)
-    assert len(out) == 2 and all(d.ndim == 2 and d.shape[1] == 5 for d in out)
+    assert detector.model.roi_heads.box_predictor.cls_score.weight.equal(
+        model.roi_heads.box_predictor.cls_score.weight)
+
+    # Post-processing, with the network replaced by fixed outputs: people (label 1) above the threshold.
+    seen = []
+
+    def fake_model(images):
+        seen.append([tuple(im.shape) for im in images])
+        return [{'boxes': torch.tensor([[1., 2., 3., 4.], [5., 6., 7., 8.], [9., 9., 19., 29.]]),
+                 'labels': torch.tensor([1, 3, 1]), 'scores': torch.tensor([0.9, 0.95, 0.4])}] * len(images)
+
+    detector.model = fake_model
+    out = detector([np.zeros((6, 8, 3), np.uint8)] * 3)
+    assert seen == [[(3, 6, 8)] * 2, [(3, 6, 8)]]
+    assert len(out) == 3
+    for dets in out:
+        np.testing.assert_allclose(dets, [[1, 2, 3, 4, 0.9]], rtol=1e-6)
 
 
 def test_hog_missing_from_opencv_is_a_clear_error(monkeypatch, tmp_path):

@@ -475,14 +475,16 @@ class _Cache:
 
 
 def _log_summary(result: DemoResult) -> None:
-    lines = ['timing (seconds, frames/s over the video\'s frames):']
+    lines = ["timing (seconds, and frames/s over the video's frames):"]
     for stage in ('setup',) + STAGES:
         if stage in result.seconds:
-            sec = result.seconds[stage]
-            fps = result.num_frames / sec if sec > 0 and stage != 'setup' else float('nan')
-            lines.append(f'  {stage:<10s} {sec:8.2f} s' + ('' if stage == 'setup' else f'  {fps:8.1f} frames/s'))
+            lines.append(f'  {stage:<10s} {result.seconds[stage]:8.2f} s'
+                         + ('' if stage == 'setup' else _rate(result.num_frames, result.seconds[stage])))
     total = sum(result.seconds.values())
-    lines.append(f'  {"total":<10s} {total:8.2f} s  {result.num_frames / total:8.1f} frames/s')
-    for path in result.files:
-        lines.append(f'wrote {path}')
+    lines.append(f'  {"total":<10s} {total:8.2f} s' + _rate(result.num_frames, total))
+    lines += [f'wrote {path}' for path in result.files]
     logger.info('\n'.join(lines))
+
+
+def _rate(frames: int, seconds: float) -> str:
+    return f'  {frames / seconds:8.1f} frames/s' if seconds >= 1e-3 else f'  {"-":>8s} frames/s'

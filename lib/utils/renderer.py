@@ -76,10 +76,10 @@ def face_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def vertex_normals(verts: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals ``(V, 3)``."""
-    normals = np.zeros_like(verts)
     fn = face_normals(verts, faces)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], fn)
+    corners = faces.reshape(-1)
+    normals = np.stack([np.bincount(corners, weights=np.repeat(fn[:, k], 3), minlength=len(verts))
+                        for k in range(3)], axis=1)
     return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
@@ -228,24 +228,25 @@ class MeshRenderer:
             face_id, _ = rasterize(uv, depth, faces, self.width, self.height)
         else:
             face_id = paint(uv, depth, faces, self.width, self.height)
-        covered = face_id >= 0
+        rows, cols = np.nonzero(face_id >= 0)
+        hit = face_id[rows, cols]
         if self.wireframe:
-            return self._draw_edges(out, uv, faces, colors, np.unique(face_id[covered]))
-        if not covered.any():
+            return self._draw_edges(out, uv, faces, colors, np.unique(hit))
+        if len(hit) == 0:
             return out
-        rgb = colors[face_id[covered]] * self._shade(verts, uv, faces, face_id, covered)[:, None]
+        rgb = colors[hit] * self._shade(verts, uv, faces, hit, rows, cols)[:, None]
         drawn = np.clip(rgb[:, ::-1] * 255.0, 0, 255)
-        out[covered] = np.round(self.alpha * drawn + (1 - self.alpha) * out[covered]).astype(np.uint8)
+        blended = self.alpha * drawn + (1 - self.alpha) * out[rows, cols]
+        out[rows, cols] = np.round(blended).astype(np.uint8)
         return out
 
-    def _shade(self, verts, uv, faces, face_id, covered) -> np.ndarray:
-        """Lambert intensity per covered pixel, two-sided (normals turned towards the viewer)."""
-        hit = face_id[covered]
+    def _shade(self, verts, uv, faces, hit, rows, cols) -> np.ndarray:
+        """Lambert intensity ``(P,)`` of the pixels ``(rows, cols)`` showing faces ``hit``, two-sided (normals
+        turned towards the viewer)."""
         if self.mode == 'zbuffer':
-            a, b, c, _ = _edge_coefficients(uv, faces[hit])
-            rows, cols = np.nonzero(covered)
-            cu, cv = cols + 0.5, rows + 0.5
-            weights = np.clip(a * cu[:, None] + b * cv[:, None] + c, 0, None)
+            a, b, c, _ = _edge_coefficients(uv, faces)
+            cu, cv = cols[:, None] + 0.5, rows[:, None] + 0.5
+            weights = np.clip(a[hit] * cu + b[hit] * cv + c[hit], 0, None)
             weights /= np.maximum(weights.sum(1, keepdims=True), 1e-12)
             normals = np.einsum('pk,pkc->pc', weights, vertex_normals(verts, faces)[faces[hit]])
         else:
