@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from lib.core.cli import config_argument_parser, config_from_args, run_main
-from lib.core.evaluator import TEST_SETS, run_evaluation, test_set_spec
+from lib.core.evaluator import EVAL_SETS, run_evaluation, eval_set_spec
 
 EPILOG = """examples:
   python evaluate.py --cfg configs/repr_table1_3dpw.yaml --dataset 3dpw
@@ -23,7 +23,7 @@ EPILOG = """examples:
 
 def main() -> None:
     parser = config_argument_parser(__doc__.splitlines()[0], EPILOG)
-    parser.add_argument('--dataset', required=True, metavar='NAME', help=f"test set: {', '.join(TEST_SETS)}")
+    parser.add_argument('--dataset', required=True, metavar='NAME', help=f"test set: {', '.join(EVAL_SETS)}")
     parser.add_argument('--checkpoint', metavar='PATH', help='GLoT checkpoint (overrides TRAIN.PRETRAINED)')
     parser.add_argument('--data-root', metavar='DIR', help='data root (overrides DATA_ROOT)')
     parser.add_argument('--output_dir', metavar='DIR',
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument('--render', action='store_true',
                         help='also draw the predicted meshes on the dataset frames (needs the images)')
     args = parser.parse_args()
-    test_set_spec(args.dataset)
+    eval_set_spec(args.dataset)
     extra = []
     if args.checkpoint:
         extra += ['TRAIN.PRETRAINED', args.checkpoint]

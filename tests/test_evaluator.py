@@ -14,7 +14,7 @@ import pytest
 import torch
 from smplx.lbs import batch_rodrigues
 
-from lib.core.evaluator import (Evaluator, TEST_SETS, format_table, select_test_frames, write_results)
+from lib.core.evaluator import (Evaluator, EVAL_SETS, format_table, select_test_frames, write_results)
 
 ROW_COLUMN = 200      # feature column holding the DB row, so the fake model can report its windows
 VERTS_COLUMN = 150    # features[150:159] = the 3 "vertices" the fake model predicts
@@ -116,7 +116,7 @@ def _procrustes_np(x, y):
 
 def reference(db, dataset, smpl_offset=None):
     """Frame-weighted official figures in mm (mpvpe for 3dpw), with plain loops and numpy."""
-    lsp = TEST_SETS[dataset].lsp_joints
+    lsp = EVAL_SETS[dataset].lsp_joints
     res = {'mpjpe': [], 'pa_mpjpe': [], 'accel_err': [], 'mpvpe': []}
     names = db['vid_name']
     feats = db['features']
@@ -173,7 +173,7 @@ def evaluate(db, dataset, protocols=('official', 'corrected'), batch_size=7, gen
 # ---------------------------------------------------------------------------------------------------------
 def test_frame_selection_and_windows():
     db = make_db()
-    frames = select_test_frames(db, TEST_SETS['3dpw'])
+    frames = select_test_frames(db, EVAL_SETS['3dpw'])
     assert frames.names == ['b', 'c']                      # sorted; 'a' (10 frames) is skipped
     b_rows = [r for r in range(20, 25)] + [r for r in range(55, 72)]
     b_rows = [r for r in b_rows if db['valid'][r]]

@@ -60,7 +60,7 @@ GENDERED_SUFFIX = '_gendered'
 
 
 @dataclass(frozen=True)
-class TestSetSpec:
+class EvalSetSpec:
     """How one test set is scored.
 
     Attributes:
@@ -80,10 +80,10 @@ class TestSetSpec:
     scored_key: str | None
 
 
-TEST_SETS = {
-    '3dpw': TestSetSpec('ThreeDPW', '3DPW', lsp_joints=True, mpvpe=True, scored_key=None),
-    'h36m': TestSetSpec('Human36M', 'Human3.6M', lsp_joints=True, mpvpe=False, scored_key=None),
-    'mpii3d': TestSetSpec('MPII3D', 'MPI-INF-3DHP', lsp_joints=False, mpvpe=False, scored_key='valid_i'),
+EVAL_SETS = {
+    '3dpw': EvalSetSpec('ThreeDPW', '3DPW', lsp_joints=True, mpvpe=True, scored_key=None),
+    'h36m': EvalSetSpec('Human36M', 'Human3.6M', lsp_joints=True, mpvpe=False, scored_key=None),
+    'mpii3d': EvalSetSpec('MPII3D', 'MPI-INF-3DHP', lsp_joints=False, mpvpe=False, scored_key='valid_i'),
 }
 
 _SPIN_TO_COMMON = perm_indices('spin', 'common')
@@ -91,7 +91,7 @@ _SPIN_TO_MPII3D_TEST = perm_indices('spin', 'mpii3d_test')
 
 
 @dataclass
-class TestFrames:
+class EvalFrames:
     """The frames of one test set that the protocol predicts: kept sequences, concatenated (M frames, S seqs).
 
     Attributes:
@@ -128,7 +128,7 @@ class TestFrames:
         return ~(first | last)
 
 
-def select_test_frames(db: dict, spec: TestSetSpec, seqlen: int = 16) -> TestFrames:
+def select_test_frames(db: dict, spec: EvalSetSpec, seqlen: int = 16) -> EvalFrames:
     """The protocol's frames of database ``db`` (official evaluate.py data preparation, vectorised).
 
     Args:
@@ -155,13 +155,13 @@ def select_test_frames(db: dict, spec: TestSetSpec, seqlen: int = 16) -> TestFra
         scored = np.ones(rows.size, dtype=bool)
     else:
         scored = np.asarray(db[spec.scored_key]).reshape(len(names), -1)[rows, 0] != 0
-    return TestFrames(names=kept_names, starts=starts, lengths=lengths.astype(np.int64), rows=rows,
+    return EvalFrames(names=kept_names, starts=starts, lengths=lengths.astype(np.int64), rows=rows,
                       seq_id=seq_id, windows=np.concatenate(windows) if windows else empty,
                       official_order=np.concatenate(order) if order else np.zeros(0, dtype=np.int64),
                       scored=scored)
 
 
-def ground_truth_joints(db: dict, spec: TestSetSpec, rows: np.ndarray) -> torch.Tensor:
+def ground_truth_joints(db: dict, spec: EvalSetSpec, rows: np.ndarray) -> torch.Tensor:
     """Centred GT joints ``(M, J, 3)`` float32 in metres of database ``rows`` (J = 14 LSP or 17 mpii3d_test).
 
     3DPW stores the 14 LSP joints; Human3.6M and MPI-INF-3DHP store 49 SPIN joints.
@@ -174,7 +174,7 @@ def ground_truth_joints(db: dict, spec: TestSetSpec, rows: np.ndarray) -> torch.
     return centre_on_joint(joints[:, _SPIN_TO_MPII3D_TEST], MPII3D_TEST_PELVIS)
 
 
-def centred_prediction(joints: torch.Tensor, spec: TestSetSpec) -> torch.Tensor:
+def centred_prediction(joints: torch.Tensor, spec: EvalSetSpec) -> torch.Tensor:
     """Model ``kp_3d`` (``(M, 14, 3)`` with the H36M regressor, else ``(M, 49, 3)``) -> centred scored joints."""
     if spec.lsp_joints:
         return centre_on_hips(joints)
@@ -220,7 +220,7 @@ class EvalResult:
     sequences: list[dict]
     num_frames: int
     num_sequences: int
-    frames: TestFrames
+    frames: EvalFrames
     frame_errors: dict[str, dict[str, np.ndarray]]
     predictions: Predictions | None = None
 
@@ -263,12 +263,12 @@ class Evaluator:
         """Evaluate test set ``dataset`` stored in ``db``.
 
         Args:
-            dataset: a key of ``TEST_SETS``.
+            dataset: a key of ``EVAL_SETS``.
             db: the test database dict (official keys).
             genders: ``(N,)`` 'm'/'f' per DB row, for the gendered-MPVPE rows (3DPW); None skips them.
             keep_predictions: return the predictions and frames too (rendering).
         """
-        spec = TEST_SETS[dataset]
+        spec = EVAL_SETS[dataset]
         frames = select_test_frames(db, spec, self.seqlen)
         if frames.num_frames == 0:
             logger.warning('%s: no sequence has %d valid frames; nothing to evaluate', dataset, self.seqlen)
@@ -294,7 +294,7 @@ class Evaluator:
                           predictions=preds if keep_predictions else None)
 
     @torch.inference_mode()
-    def predict(self, db: dict, spec: TestSetSpec, frames: TestFrames, genders: np.ndarray | None = None,
+    def predict(self, db: dict, spec: EvalSetSpec, frames: EvalFrames, genders: np.ndarray | None = None,
                 keep_rotations: bool = False) -> Predictions:
         """One forward pass over all windows of ``frames`` (natural order); MPVPE computed batch by batch."""
         dev = self.device
@@ -303,64 +303,72 @@ class Evaluator:
         windows = torch.from_numpy(frames.windows).to(dev)
         order = torch.from_numpy(frames.official_order).to(dev)
         j_regressor = self.j_regressor if spec.lsp_joints else None
-        vertex_targets = self._vertex_targets(db, spec, frames, genders)
-        vertex_errors = {row: torch.zeros(m, dtype=torch.float64, device=dev) for row in vertex_targets}
-        joints = rotmat = betas = cam = None
+        gt_meshes = self._gt_meshes(db, spec, frames, genders)
+        vertex_errors = {protocol + suffix: torch.zeros(m, dtype=torch.float64, device=dev)
+                         for suffix in gt_meshes for protocol in self.protocols}
+        joints = torch.zeros(0, 14 if spec.lsp_joints else 49, 3)
+        kept = {'rotmat': [], 'betas': [], 'cam': []}
         with tqdm(total=m, desc=f'evaluating {spec.label}', unit='frame', disable=not self.progress,
                   dynamic_ncols=True) as bar:
             for start in range(0, m, self.batch_size):
                 stop = min(start + self.batch_size, m)
-                out = self._forward(features[windows[start:stop]], j_regressor)
-                kp_3d = out['kp_3d'].reshape(stop - start, -1, 3).float()
-                if joints is None:
+                out = self.model(features[windows[start:stop]], is_train=False, J_regressor=j_regressor,
+                                 decode_global=False)[0][-1]
+                kp_3d = out['kp_3d'].reshape(stop - start, -1, 3).float().cpu()
+                if start == 0:
                     joints = torch.empty(m, kp_3d.shape[1], 3)
-                joints[start:stop] = kp_3d.cpu()
-                if vertex_targets:
+                joints[start:stop] = kp_3d
+                if gt_meshes:
                     verts = out['verts'].reshape(stop - start, -1, 3).float()
-                    for row, target in vertex_targets.items():
-                        _batch_vertex_errors(verts, start, stop, order, row, target, vertex_errors[row])
+                    for suffix, gt_vertices in gt_meshes.items():
+                        self._vertex_errors(verts, start, stop, order, gt_vertices, suffix, vertex_errors)
                 if keep_rotations:
-                    rotmat = _append(rotmat, out['rotmat'].reshape(stop - start, 24, 3, 3).cpu())
-                    betas = _append(betas, out['theta'].reshape(stop - start, -1)[:, 75:].cpu())
-                    cam = _append(cam, out['theta'].reshape(stop - start, -1)[:, :3].cpu())
+                    theta = out['theta'].reshape(stop - start, -1).cpu()
+                    kept['rotmat'].append(out['rotmat'].reshape(stop - start, 24, 3, 3).cpu())
+                    kept['betas'].append(theta[:, 75:])
+                    kept['cam'].append(theta[:, :3])
                 bar.update(stop - start)
-        if joints is None:
-            joints = torch.zeros(0, 14 if spec.lsp_joints else 49, 3)
+        rotations = {k: torch.cat(v) for k, v in kept.items()} if keep_rotations and m else {}
         return Predictions(joints=joints, vertex_errors={k: v.cpu().numpy() for k, v in vertex_errors.items()},
-                           rotmat=None if rotmat is None else torch.cat(rotmat),
-                           betas=None if betas is None else torch.cat(betas),
-                           cam=None if cam is None else torch.cat(cam))
+                           **rotations)
 
-    def _forward(self, features: torch.Tensor, j_regressor: torch.Tensor | None) -> dict:
-        outputs = self.model(features, is_train=False, J_regressor=j_regressor, decode_global=False)
-        return outputs[0][-1]
-
-    def _vertex_targets(self, db: dict, spec: TestSetSpec, frames: TestFrames,
-                        genders: np.ndarray | None) -> dict[str, Callable]:
-        """Row name -> function ``(positions (K,) long) -> GT vertices (K, 6890, 3)`` for the MPVPE rows."""
+    def _gt_meshes(self, db: dict, spec: EvalSetSpec, frames: EvalFrames,
+                   genders: np.ndarray | None) -> dict[str, Callable]:
+        """Row suffix ('' neutral, ``_gendered``) -> function ``(positions (K,) long) -> GT vertices (K, V, 3)``."""
         if not spec.mpvpe or self.smpl is None:
             return {}
         dev = self.device
         pose = torch.from_numpy(np.asarray(db['pose'])[frames.rows]).to(dev, torch.float32)
         shape = torch.from_numpy(np.asarray(db['shape'])[frames.rows]).to(dev, torch.float32)
-        targets = {}
-        neutral = _smpl_vertices_fn(self.smpl, pose, shape)
-        for protocol in self.protocols:
-            targets[protocol] = neutral
+        meshes = {'': _smpl_vertices_fn(self.smpl, pose, shape)}
         if genders is not None and self.gendered_smpl is not None:
             male = torch.from_numpy(np.asarray(genders)[frames.rows] == 'm').to(dev)
-            by_gender = _gendered_vertices_fn(self.gendered_smpl, pose, shape, male)
-            for protocol in self.protocols:
-                targets[protocol + GENDERED_SUFFIX] = by_gender
-        return targets
+            meshes[GENDERED_SUFFIX] = _gendered_vertices_fn(self.gendered_smpl, pose, shape, male)
+        return meshes
 
+    def _vertex_errors(self, verts: torch.Tensor, start: int, stop: int, order: torch.Tensor,
+                       gt_vertices: Callable, suffix: str, out: dict[str, torch.Tensor]) -> None:
+        """MPVPE of the predictions of frames ``start .. stop-1`` into ``out[<protocol><suffix>]`` (by position).
 
-def _append(chunks: list | None, value: torch.Tensor) -> list:
-    return [value] if chunks is None else chunks + [value]
+        Corrected: frame f against GT f. Official: position ``order[f]`` holds frame f's prediction (``order``
+        is an involution), so frame f meets GT ``order[f]``; only the reversed tail needs more GT meshes.
+        """
+        frames = torch.arange(start, stop, device=verts.device)
+        err = per_vertex_error(verts, gt_vertices(frames)).double()
+        if 'corrected' in self.protocols:
+            out['corrected' + suffix][start:stop] = err
+        if 'official' in self.protocols:
+            scored_at = order[start:stop]
+            moved = scored_at != frames
+            if moved.any():
+                err = err.clone()
+                err[moved] = per_vertex_error(verts[moved], gt_vertices(scored_at[moved])).double()
+            out['official' + suffix][scored_at] = err
 
 
 def _smpl_vertices_fn(smpl, pose: torch.Tensor, shape: torch.Tensor) -> Callable:
-    """GT vertices of frames ``idx`` from axis-angle ``pose (M, 72)`` and ``shape (M, 10)``, no translation."""
+    """GT vertices of positions ``idx`` from axis-angle ``pose (M, 72)`` and ``shape (M, 10)``, no translation
+    (axis-angle to matrices with smplx's Rodrigues, as smplx's ``pose2rot=True`` does for the official GT)."""
     def vertices(idx: torch.Tensor) -> torch.Tensor:
         rot = batch_rodrigues(pose[idx].reshape(-1, 3)).reshape(-1, 24, 3, 3)
         return smpl(betas=shape[idx], body_pose=rot[:, 1:], global_orient=rot[:, :1]).vertices
@@ -368,6 +376,7 @@ def _smpl_vertices_fn(smpl, pose: torch.Tensor, shape: torch.Tensor) -> Callable
 
 
 def _gendered_vertices_fn(models: dict, pose: torch.Tensor, shape: torch.Tensor, male: torch.Tensor) -> Callable:
+    """Like :func:`_smpl_vertices_fn` with the male or female model per position (``male (M,)`` bool)."""
     male_fn = _smpl_vertices_fn(models['male'], pose, shape)
     female_fn = _smpl_vertices_fn(models['female'], pose, shape)
 
@@ -384,29 +393,7 @@ def _gendered_vertices_fn(models: dict, pose: torch.Tensor, shape: torch.Tensor,
     return vertices
 
 
-def _batch_vertex_errors(verts: torch.Tensor, start: int, stop: int, order: torch.Tensor, row: str,
-                         target: Callable, out: torch.Tensor) -> None:
-    """MPVPE of predicted frames ``start .. stop-1`` into ``out`` (indexed by scored position).
-
-    Natural order: frame f against GT f. Official order: position ``order[f]`` holds frame f's prediction
-    (``order`` is an involution), so frame f is scored against GT ``order[f]``; only the reversed tail
-    frames need another GT mesh.
-    """
-    frames = torch.arange(start, stop, device=verts.device)
-    gt_verts = target(frames)
-    err = per_vertex_error(verts, gt_verts).double()
-    if not row.startswith('official'):
-        out[start:stop] = err
-        return
-    scored_at = order[start:stop]
-    moved = scored_at != frames
-    if moved.any():
-        err = err.clone()
-        err[moved] = per_vertex_error(verts[moved], target(scored_at[moved])).double()
-    out[scored_at] = err
-
-
-def _joint_errors(pred: torch.Tensor, gt: torch.Tensor, frames: TestFrames) -> dict[str, np.ndarray]:
+def _joint_errors(pred: torch.Tensor, gt: torch.Tensor, frames: EvalFrames) -> dict[str, np.ndarray]:
     """Per-position MPJPE, PA-MPJPE ``(M,)`` and accel error (NaN off the interior scored frames), metres."""
     accel = np.full(frames.num_frames, np.nan)
     acc_mask = frames.interior() & frames.scored
@@ -416,7 +403,7 @@ def _joint_errors(pred: torch.Tensor, gt: torch.Tensor, frames: TestFrames) -> d
             'accel_err': accel}
 
 
-def _aggregate(frame_errors: dict[str, dict[str, np.ndarray]], frames: TestFrames):
+def _aggregate(frame_errors: dict[str, dict[str, np.ndarray]], frames: EvalFrames):
     """Frame-weighted means of the non-NaN per-frame values (mm), overall and per sequence."""
     summary, sequences = {}, []
     n_seq = len(frames.names)
@@ -459,11 +446,11 @@ FRAMES_FILE = 'per_frame.npz'
 _TABLE_COLUMNS = (('pa_mpjpe', 'PA-MPJPE'), ('mpjpe', 'MPJPE'), ('mpvpe', 'MPVPE'), ('accel_err', 'Accel'))
 
 
-def test_set_spec(dataset: str) -> TestSetSpec:
+def eval_set_spec(dataset: str) -> EvalSetSpec:
     """The rules of test set ``dataset``; UserError for an unknown name."""
-    if dataset not in TEST_SETS:
-        raise UserError(f"unknown dataset '{dataset}'; use one of {', '.join(TEST_SETS)}")
-    return TEST_SETS[dataset]
+    if dataset not in EVAL_SETS:
+        raise UserError(f"unknown dataset '{dataset}'; use one of {', '.join(EVAL_SETS)}")
+    return EVAL_SETS[dataset]
 
 
 def checkpoint_path(cfg) -> Path:
@@ -495,7 +482,7 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     from lib.models import build_model, load_checkpoint
     from lib.models.smpl import build_smpl, load_h36m_regressor
 
-    spec = test_set_spec(dataset)
+    spec = eval_set_spec(dataset)
     protocols = list(cfg.EVAL.PROTOCOLS)
     if not protocols or set(protocols) - set(PROTOCOLS):
         raise UserError(f"EVAL.PROTOCOLS must list some of {', '.join(PROTOCOLS)}, got {protocols}")
@@ -541,7 +528,7 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
 
 def format_table(result: EvalResult) -> str:
     """The summary as an aligned text table (dataset, protocol, frames, metrics in mm)."""
-    label = TEST_SETS[result.dataset].label
+    label = EVAL_SETS[result.dataset].label
     header = ['dataset', 'protocol', 'frames'] + [title for _, title in _TABLE_COLUMNS]
     lines = [header]
     for row, values in result.summary.items():
