@@ -116,7 +116,8 @@ def test_video_errors_and_atomic_writer(tmp_path):
     (tmp_path / 'empty.mp4').write_bytes(b'')
     (tmp_path / 'text.mp4').write_text('not a video')
     (tmp_path / 'no_images').mkdir()
-    for name in ('missing.mp4', 'empty.mp4', 'text.mp4', 'no_images'):
+    cv2.VideoWriter(str(tmp_path / 'zero.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 25, (64, 48)).release()
+    for name in ('missing.mp4', 'empty.mp4', 'text.mp4', 'zero.mp4', 'no_images'):
         with pytest.raises(UserError) as err:
             FrameReader(tmp_path / name)
         assert '\n' not in str(err.value)
@@ -316,17 +317,18 @@ def test_bad_inputs_exit_2_and_write_nothing(clip, tmp_path, capsys):
     (tmp_path / 'empty.mp4').write_bytes(b'')
     (tmp_path / 'late.csv').write_text(f'{FRAMES},10,10,50,100\n')
     (tmp_path / 'short.csv').write_text('\n'.join(f'{f},100,30,160,220' for f in range(5)))
-    cases = [
-        (['--vid_file', str(tmp_path / 'missing.mp4')], 'input video not found'),
-        (['--vid_file', str(tmp_path / 'empty.mp4')], 'cannot open'),
-        (['--vid_file', str(clip.video.path), '--bbox_file', str(tmp_path / 'late.csv')],
-         f'frame {FRAMES} is not a frame of the video'),
-        (['--vid_file', str(clip.video.path), '--bbox_file', str(tmp_path / 'short.csv')], 'no person found'),
-        (['--vid_file', str(clip.video.path), '--bbox_file', str(clip.boxes), '--checkpoint',
-          str(tmp_path / 'none.pth.tar')], 'GLoT checkpoint not found'),
+    video = ['--vid_file', str(clip.video.path)]
+    cases = [  # (flags, trailing config overrides, expected message)
+        (['--vid_file', str(tmp_path / 'missing.mp4')], [], 'input video not found'),
+        (['--vid_file', str(tmp_path / 'empty.mp4')], [], 'cannot open'),
+        (video + ['--bbox_file', str(tmp_path / 'late.csv')], [], f'frame {FRAMES} is not a frame of the video'),
+        (video + ['--bbox_file', str(tmp_path / 'short.csv')], [], 'no person found'),
+        (video + ['--bbox_file', str(clip.boxes), '--checkpoint', str(tmp_path / 'none.pth.tar')], [],
+         'GLoT checkpoint not found'),
+        (video, ['DEMO.RENDER_MODE', 'opengl'], "DEMO.RENDER_MODE 'opengl' is not one of"),
     ]
-    for argv, message in cases:
-        code, err = _cli(base + argv + clip.opts, capsys)
+    for flags, overrides, message in cases:
+        code, err = _cli(base + flags + clip.opts + overrides, capsys)
         assert code == 2, err
         last = err.strip().splitlines()[-1]
         assert last.startswith('error: ') and message in last and 'Traceback' not in err, err

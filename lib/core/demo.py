@@ -281,10 +281,16 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     ``output_folder/<video name>/``: ``glot_output.pkl``, ``<name>_glot_output.mp4``, ``meshes/`` (with
     ``save_obj``) and ``cache/`` (detections and features, reused when the input and settings match).
 
+    Args:
+        checkpoint: GLoT weights (default ``TRAIN.PRETRAINED``); unused when ``predictor`` is given.
+        predictor: an already loaded :class:`GLoTPredictor` to reuse (its gender applies); by default one is
+            built once a person has been found.
     Raises:
-        UserError: missing/unreadable/empty video, bad bbox file, no person found, missing weights.
+        UserError: missing/unreadable/empty video, bad bbox file, no person found, missing weights, a bad
+            DEMO setting.
     """
     options = options or DemoOptions()
+    _check_settings(cfg, options)
     watch = _Stopwatch()
     reader = FrameReader(vid_file, exact_count=options.bbox_file is not None)
     info = reader.info
@@ -332,6 +338,19 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     result = DemoResult(results, output_dir, files, dict(watch.seconds), num_frames)
     _log_summary(result)
     return result
+
+
+def _check_settings(cfg, options: DemoOptions) -> None:
+    """Fail before any work on settings that would only be read late in the run."""
+    choices = {'DEMO.WINDOW_PADDING': (cfg.DEMO.WINDOW_PADDING, ('clamp', 'repeat')),
+               'DEMO.RENDER_MODE': (cfg.DEMO.RENDER_MODE, ('zbuffer', 'painter')),
+               'DEMO.DETECTOR': (options.detector or cfg.DEMO.DETECTOR, ('auto', 'torchvision', 'hog')),
+               'gender': (options.gender, GENDERS)}
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}")
+    if not 0.0 <= cfg.DEMO.RENDER_ALPHA <= 1.0:
+        raise ConfigError(f"DEMO.RENDER_ALPHA {cfg.DEMO.RENDER_ALPHA} must be in [0, 1]")
 
 
 def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFile | None, cache: '_Cache'):
