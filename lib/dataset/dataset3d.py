@@ -47,8 +47,9 @@ KP2D_CROP_SIZE = 224
 
 
 def f16_round_trip(x: np.ndarray) -> torch.Tensor:
-    """``x`` -> float16 -> float32 tensor (the official targets' storage precision)."""
-    return torch.from_numpy(np.asarray(x).astype(np.float16)).float()
+    """``x`` -> float16 -> float32 tensor (the official targets' storage precision; numpy casts, which are
+    several times faster than torch's half -> float on the CPU)."""
+    return torch.from_numpy(np.asarray(x).astype(np.float16).astype(np.float32))
 
 
 def crop_normalized_kp2d(joints2d: np.ndarray, bbox: np.ndarray, src_format: str,

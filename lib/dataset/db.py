@@ -181,6 +181,7 @@ class H5Database:
         self.num_frames = validate_db(shapes, self.path, dataset, split)
         self._file = None
         self._pid = None
+        self._datasets = {}
 
     def __len__(self) -> int:
         return self.num_frames
@@ -197,19 +198,23 @@ class H5Database:
         if self._file is None or self._pid != os.getpid():
             self._file = h5py.File(self.path, 'r')
             self._pid = os.getpid()
+            self._datasets = {}
         return self._file
 
     def __getitem__(self, key: str):
-        return self._handle()[key]
+        """The h5py dataset ``key`` (cached per process: looking it up costs more than a small read)."""
+        handle = self._handle()
+        if key not in self._datasets:
+            self._datasets[key] = handle[key]
+        return self._datasets[key]
 
     def read(self, key: str, start: int, stop: int) -> np.ndarray:
         """Rows ``start .. stop - 1`` of ``key`` as a numpy array."""
-        return self._handle()[key][start:stop]
+        return self[key][start:stop]
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state['_file'] = None
-        state['_pid'] = None
+        state.update(_file=None, _pid=None, _datasets={})
         return state
 
 

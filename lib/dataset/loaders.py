@@ -62,15 +62,16 @@ class ConcatClips:
         """Clips at global ``indices`` (B,), in that order."""
         indices = np.asarray(indices, dtype=np.int64)
         which = np.searchsorted(self.offsets, indices, side='right') - 1
-        out: dict[str, torch.Tensor] = {}
+        parts, positions = [], []
         for d in np.unique(which):
-            mask = which == d
-            part = self.datasets[d].get_batch(indices[mask] - self.offsets[d])
-            for key, value in part.items():
-                if key not in out:
-                    out[key] = value.new_empty((len(indices),) + tuple(value.shape[1:]))
-                out[key][torch.from_numpy(mask)] = value
-        return out
+            pos = np.flatnonzero(which == d)
+            parts.append(self.datasets[d].get_batch(indices[pos] - self.offsets[d]))
+            positions.append(pos)
+        if len(parts) == 1:
+            return parts[0]
+        # rows of the concatenated parts, put back in the order of ``indices``
+        back = torch.from_numpy(np.argsort(np.concatenate(positions)))
+        return {key: torch.cat([part[key] for part in parts])[back] for key in parts[0]}
 
 
 class _Batches(Dataset):
