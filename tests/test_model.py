@@ -286,3 +286,20 @@ def test_cuda_matches_cpu(make_cfg, features):
         a = cpu_model(features)[0][0]['verts']
         b = gpu_model(features.cuda())[0][0]['verts'].cpu()
     torch.testing.assert_close(a, b, rtol=0, atol=1e-4)
+
+
+def test_spin_hmr_loads_the_spin_checkpoint(synthetic_root):
+    from lib.models.spin import load_hmr
+
+    path = synthetic_root / 'base_data' / 'spin_model_checkpoint.pth.tar'
+    spin = torch.load(path, weights_only=False)['model']
+    hmr = load_hmr(path)
+    assert set(hmr.state_dict()) == set(spin)
+    assert torch.equal(hmr.layer4[2].conv3.weight, spin['layer4.2.conv3.weight'])
+    with torch.no_grad():
+        images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+        features = hmr.feature_extractor(images)
+        out = hmr(images)
+    assert features.shape == (2, 2048)
+    torch.testing.assert_close(out['features'], features)
+    assert out['pose'].shape == (2, 144) and out['shape'].shape == (2, 10) and out['cam'].shape == (2, 3)

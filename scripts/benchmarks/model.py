@@ -30,7 +30,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _OFFICIAL_WORKER = r'''
 import json, os, sys, time
-harness, cfg_path, base_data, batch, device, threads = sys.argv[1:7]
+harness, cfg_path, base_data, batch, device, threads, clock = sys.argv[1:8]
+now = time.process_time if clock == 'cpu' else time.perf_counter
 sys.path.insert(0, harness)
 import _harness
 _harness.setup(base_data=base_data, quiet_warnings=True)
@@ -52,10 +53,10 @@ for line in sys.stdin:
     with torch.no_grad():
         for _ in range(int(n)):
             sync()
-            t0 = time.perf_counter()
+            t0 = now()
             model(x, is_train=False, J_regressor=J if use_j == '1' else None)
             sync()
-            times.append(time.perf_counter() - t0)
+            times.append(now() - t0)
     print(json.dumps(times), flush=True)
 '''
 
@@ -70,6 +71,9 @@ def add_arguments(parser) -> None:
     parser.add_argument('--warmup', type=int, default=3, help='untimed iterations first')
     parser.add_argument('--rounds', type=int, default=2, help='repeat all variants this many times')
     parser.add_argument('--threads', type=int, default=0, help='torch CPU threads (0: torch default)')
+    parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                        help="'cpu': process CPU time instead of wall time (steadier on a shared machine; "
+                        "CPU device only)")
     parser.add_argument('--compare-official', metavar='DIR', default='',
                         help='harness folder that builds the official GLoT; also time it')
     parser.add_argument('--official-cfg', default='', help='official YAML for the worker (default: '
@@ -106,7 +110,7 @@ def _data_root(cfg_file: str, data_root: str, tmp: str) -> Path:
 
 def _summary(label: str, times: list[float], batch: int) -> str:
     med, best = statistics.median(times), min(times)
-    return (f'{label:44s} {batch / med:8.1f} windows/s (median {med * 1e3:7.1f} ms/batch, '
+    return (f'{label:40s} {batch / med:8.1f} windows/s (median {med * 1e3:7.1f} ms/batch; '
             f'best {batch / best:8.1f} windows/s)')
 
 
@@ -133,19 +137,22 @@ def run(args) -> None:
         x = x.to(device)
         sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
 
+        now = time.process_time if args.clock == 'cpu' else time.perf_counter
+
         def time_ours(J, decode_global, n):
             times = []
             with torch.inference_mode():
                 for _ in range(n):
                     sync()
-                    t0 = time.perf_counter()
+                    t0 = now()
                     model(x, is_train=False, J_regressor=J, decode_global=decode_global)
                     sync()
-                    times.append(time.perf_counter() - t0)
+                    times.append(now() - t0)
             return times
 
         worker = _start_official(args, root, device, batch) if args.compare_official else None
-        print(f'GLoT eval forward, B={batch}, T={seqlen}, device {device} ({_device_name(device)})')
+        print(f'GLoT eval forward, B={batch}, T={seqlen}, device {device} ({_device_name(device)}), '
+              f'{args.clock} clock')
         variants = [('ours, J_regressor', joint_regressor, True, '1'),
                     ('ours, no J_regressor', None, True, '0'),
                     ('ours, J_regressor, decode_global=False', joint_regressor, False, None)]
@@ -182,7 +189,7 @@ def _start_official(args, root: Path, device, batch: int) -> subprocess.Popen:
         raise UserError(f'--compare-official {harness}: no _harness.py there')
     official_cfg = args.official_cfg or str(harness / 'official' / 'configs' / 'repr_table1_3dpw.yaml')
     cmd = [sys.executable, '-c', _OFFICIAL_WORKER, str(harness), official_cfg, str(root / 'base_data'),
-           str(batch), str(device), str(args.threads)]
+           str(batch), str(device), str(args.threads), args.clock]
     worker = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(harness))
     for line in worker.stdout:
         if line.strip() == 'ready':
