@@ -111,6 +111,8 @@ _C.TRAIN.AMP = 'none'
 _C.TRAIN.COMPILE = False
 # Validation batch size (windows).
 _C.TRAIN.VAL_BATCH_SIZE = 256
+# Also validate the initial weights before the first epoch (logged as epoch 0; not done when resuming).
+_C.TRAIN.VAL_AT_START = False
 
 # Motion discriminator: built but never used by the official trainer (weight 0). Kept so the YAMLs load.
 _C.TRAIN.MOT_DISCR = CN()

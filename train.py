@@ -1,0 +1,37 @@
+"""Train GLoT with the official recipe (lib/core/trainer.py does the work)."""
+from __future__ import annotations
+
+import sys
+
+from lib.core.cli import config_argument_parser, config_from_args, run_main
+
+EPILOG = """examples:
+  python train.py --cfg configs/repr_table1_3dpw.yaml
+  python train.py --cfg configs/synthetic.yaml DATA_ROOT /tmp/glot_synthetic      # quick start, CPU
+  python train.py --cfg configs/repr_table1_3dpw.yaml --resume                     # continue this run
+  python train.py --cfg configs/repr_table1_3dpw.yaml TRAIN.RESUME results/x/checkpoint.pth.tar
+  torchrun --nproc_per_node 4 train.py --cfg configs/repr_table1_3dpw.yaml         # 4 GPUs, same global batch
+
+Writes OUTPUT_DIR/EXP_NAME/: config.yaml, log.txt, TensorBoard events, checkpoint.pth.tar (every epoch),
+model_best.pth.tar (lowest validation PA-MPJPE). Ctrl-C or SIGTERM: the current step finishes, a checkpoint
+is written, and the run exits with status 128 + signal number; --resume continues it exactly.
+"""
+
+
+def main(argv=None) -> None:
+    parser = config_argument_parser('Train GLoT on the configured datasets.', EPILOG)
+    parser.add_argument('--resume', action='store_true',
+                        help="continue from OUTPUT_DIR/EXP_NAME/checkpoint.pth.tar if it exists "
+                             "(TRAIN.RESUME auto); TRAIN.RESUME PATH resumes from another file")
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args, ['TRAIN.RESUME', 'auto'] if args.resume else [])
+
+    from lib.core.trainer import train
+
+    result = train(cfg)
+    if result['stop_signal'] is not None:
+        sys.exit(128 + result['stop_signal'])
+
+
+if __name__ == '__main__':
+    run_main(main)
