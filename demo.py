@@ -13,8 +13,11 @@ from lib.core.cli import config_argument_parser, config_from_args, run_main
 
 EPILOG = """examples:
   python demo.py --vid_file my_video.mp4 --cfg configs/repr_table1_3dpw.yaml --checkpoint data/pretrained_models/table1_3dpw_weights.pth.tar
-  python demo.py --vid_file frames_folder/ --checkpoint glot.pth.tar --detector hog --sideview
-  python demo.py --vid_file clip.mp4 --checkpoint glot.pth.tar --bbox_file boxes.csv DEMO.MIN_TRACK_LEN 10 DEVICE cpu
+  python demo.py --vid_file frames_folder/ --cfg configs/repr_table2_3dpw.yaml --checkpoint data/pretrained_models/table2_3dpw_weights.pth.tar --detector hog --sideview
+  python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --bbox_file boxes.csv DEMO.MIN_TRACK_LEN 10 DEVICE cpu
+
+--cfg must describe the checkpoint's architecture (the official YAML it was trained with); without --checkpoint
+the config's TRAIN.PRETRAINED is used (the official YAMLs point at data/pretrained_models/).
 
 --bbox_file format: CSV rows frame,x1,y1,x2,y2[,score][,track_id] (0-based frames, pixels; optional header)
 or a JSON list of {"frame", "x1", "y1", "x2", "y2"[, "score"][, "track_id"]} (see lib/utils/detection.py).

@@ -43,6 +43,10 @@ class FrameReader:
 
     ``FrameReader(path)`` checks that the source exists and that its first frame decodes; iterating yields
     ``(H, W, 3)`` uint8 BGR frames in order. It can be iterated several times (each pass reopens the source).
+
+    Args:
+        fps: frame rate to report instead of the video's own (image folders: :data:`IMAGE_FOLDER_FPS`).
+        exact_count: count a video's frames by decoding them instead of trusting the container.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None, exact_count: bool = False):
