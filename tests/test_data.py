@@ -121,6 +121,8 @@ def test_bbox_helpers():
     params, start, stop = smooth_keypoint_bboxes(track, 0.3)
     assert (start, stop) == (3, 30) and params.shape == (27, 3)
     assert np.allclose(params[5:-5], [115, 120, 3.0])      # median filter zero-pads, so check the interior
+    short, _, _ = smooth_keypoint_bboxes(track[3:7], 0.3)   # 4 frames: kernel 3 instead of 11
+    assert np.isfinite(short).all() and np.allclose(short[1:3], [115, 120, 3.0], atol=0.5)
 
 
 # ------------------------------------------------------------------------------------------- samples

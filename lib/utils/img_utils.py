@@ -193,7 +193,8 @@ def smooth_keypoint_bboxes(kp_2d: np.ndarray, vis_thresh: float, kernel_size: in
 
     Frames before the first and after the last frame with keypoints are cut; gaps in between are filled by
     linear interpolation; then each parameter is median filtered (``kernel_size``, zero-padded ends) and
-    Gaussian smoothed (``sigma`` frames, reflected ends).
+    Gaussian smoothed (``sigma`` frames, reflected ends). Tracks of at most ``kernel_size // 2`` frames, for
+    which the official filter returns zeros, use the longest odd kernel that fits instead.
 
     Args:
         kp_2d: ``(N, J, 3)`` pixels + confidence.
@@ -212,6 +213,9 @@ def smooth_keypoint_bboxes(kp_2d: np.ndarray, vis_thresh: float, kernel_size: in
     start, stop = int(have[0]), int(have[-1]) + 1
     frames = np.arange(start, stop)
     filled = np.stack([np.interp(frames, have, raw[have, k]) for k in range(3)], axis=1)
+    if len(frames) <= kernel_size // 2:
+        # zero padding would outvote the track (scale 0, infinite boxes): use the longest odd kernel that fits
+        kernel_size = len(frames) - (1 - len(frames) % 2)
     with warnings.catch_warnings():   # tracks shorter than the kernel: zero padding is the intended behaviour
         warnings.simplefilter('ignore', UserWarning)
         smoothed = np.stack([scipy.signal.medfilt(filled[:, k], kernel_size) for k in range(3)], axis=1)
