@@ -12,6 +12,7 @@ Accepted model files (``SMPL_{NEUTRAL,MALE,FEMALE}.pkl`` in one folder, or a pat
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import pickle
 from pathlib import Path
@@ -110,8 +111,9 @@ class SMPL(SMPLLayer):
                  num_betas: int = NUM_BETAS, dtype: torch.dtype = torch.float32):
         model_file = smpl_model_file(model_path, gender)
         data = load_smpl_data(model_file)
-        super().__init__(model_path=str(model_file), data_struct=Struct(**data), gender=gender,
-                         num_betas=num_betas, dtype=dtype)
+        with contextlib.redirect_stdout(io.StringIO()):  # smplx prints a 10-betas warning on every build
+            super().__init__(model_path=str(model_file), data_struct=Struct(**data), gender=gender,
+                             num_betas=num_betas, dtype=dtype)
         extra = _load_regressor(j_regressor_extra, 'J_regressor_extra.npy', NUM_EXTRA_JOINTS)
         self.register_buffer('J_regressor_extra', torch.tensor(extra, dtype=dtype))
         self.register_buffer('joint_map', torch.tensor(SMPL_54_TO_SPIN_49, dtype=torch.long), persistent=False)
