@@ -185,3 +185,25 @@ def test_two_process_gloo_run(data_root, tmp_path):
     ckpt = torch.load(tmp_path / 'run' / CHECKPOINT, map_location='cpu', weights_only=False)
     assert len(ckpt['trainer']['ranks']) == 2 and ckpt['trainer']['global_step'] == 2
     assert np.isfinite(ckpt['performance'])
+
+
+def test_train_cli_resume_flag_and_synthetic_config(monkeypatch):
+    import importlib.util
+
+    import lib.core.trainer as trainer_module
+
+    seen = {}
+
+    def fake_train(cfg):
+        seen['cfg'] = cfg
+        return {'stop_signal': None}
+
+    monkeypatch.setattr(trainer_module, 'train', fake_train)
+    spec = importlib.util.spec_from_file_location('train_cli', REPO_ROOT / 'train.py')
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    cli.main(['--cfg', str(REPO_ROOT / 'configs' / 'synthetic.yaml'), '--resume', 'TRAIN.BATCH_SIZE', '4'])
+    cfg = seen['cfg']
+    assert cfg.TRAIN.RESUME == 'auto' and cfg.TRAIN.BATCH_SIZE == 4
+    # the quick-start config trains the official architecture
+    assert cfg.MODEL == load_config(REPO_ROOT / 'configs' / 'repr_table1_3dpw.yaml').MODEL

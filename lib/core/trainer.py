@@ -241,9 +241,11 @@ class Trainer:
         wrapped = model
         if self.ctx.enabled:
             # find_unused_parameters: the official dead weights (global fc2, KTD decshape/deccam) get no
-            # gradient, and DDP must know that every step.
+            # gradient, and DDP must know that every step. The buffers (SMPL, mean parameters) are constants,
+            # identical on every rank: no need to broadcast them each step.
             ids = [self.device.index] if self.device.type == 'cuda' else None
-            wrapped = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+            wrapped = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True,
+                                              broadcast_buffers=False)
         if compile_model:
             wrapped = torch.compile(wrapped)
         return wrapped
