@@ -491,15 +491,15 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     if not db_file.is_file():
         raise missing_file_error(db_file, spec.files_key)
     device = resolve_device(cfg.DEVICE)
-    gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
-    smpl = build_smpl(cfg, 'neutral') if spec.mpvpe else None
-    gendered_smpl = {g: build_smpl(cfg, g) for g in ('male', 'female')} if gendered else None
-    j_regressor = load_h36m_regressor(cfg) if spec.lsp_joints else None
     renderer = _renderer_module() if render else None
-
     model = build_model(cfg)
     load_checkpoint(model, ckpt)
     model.to(device).eval()
+    # the model's body model is the neutral SMPL from the user's files, like the official GT model
+    smpl = model.smpl if spec.mpvpe else None
+    gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
+    gendered_smpl = {g: build_smpl(cfg, g) for g in ('male', 'female')} if gendered else None
+    j_regressor = load_h36m_regressor(cfg) if spec.lsp_joints else None
     db = load_db(db_file, spec.files_key, 'TEST')
     genders = threedpw_genders(cfg, db['vid_name']) if gendered else None
     if render:
@@ -546,9 +546,9 @@ def write_results(result: EvalResult, out_dir: str | os.PathLike, info: dict) ->
     """Write the result files into ``out_dir``, each atomically (temporary file, then ``os.replace``), with
     ``results.json`` last:
 
-    - ``per_frame.npz``: ``sequence_names (S,)``, and per scored position ``seq_id``, ``frame`` (index in
-      its sequence after dropping invalid frames), ``db_row``, plus ``<row>__<metric>`` arrays in mm (NaN
-      where not scored);
+    - ``per_frame.npz``: ``sequence_names (S,)`` and, for every predicted frame (M positions, sequences
+      concatenated), ``seq_id``, ``frame`` (index in its sequence after dropping invalid frames), ``db_row``
+      and ``<row>__<metric>`` in mm (NaN where not scored; the official row is indexed by scored position);
     - ``per_sequence.csv``: dataset, protocol, sequence, frames and the metrics in mm;
     - ``eval_info.json``: ``info`` (checkpoint, database, frames, timing, ...);
     - ``results.json``: ``{protocol: {pa_mpjpe, mpjpe, mpvpe, accel_err}}`` in mm (null where not scored).

@@ -26,9 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/repr_table1_3dpw.yaml'
 # our results.json key -> the official harness key
 OFFICIAL_KEYS = {'pa_mpjpe': 'mpjpe_pa', 'mpjpe': 'mpjpe', 'mpvpe': 'mpvpe', 'accel_err': 'accel_err'}
-# Our forward and the official one agree to float32 rounding (about 1e-6 m on outputs of ~0.5 m with random
-# weights); per-frame errors inherit that, the means over thousands of frames much less of it.
-TOLERANCE_MM = {'mean': 1e-3, 'per_frame': 1e-2}
+# The protocol itself matches the official one to float32 rounding (~1e-4 mm per frame when both score the
+# same predictions); our forward agrees with the official forward to the model tolerance of spec A.2
+# (1e-4 m), which per-frame errors inherit (accel amplifies it ~4x), while means over thousands of frames
+# average it out.
+TOLERANCE_MM = {'mean': 1e-3, 'per_frame': 0.1}
 
 
 def add_arguments(parser) -> None:
