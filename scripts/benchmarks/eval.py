@@ -26,11 +26,11 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/repr_table1_3dpw.yaml'
 # our results.json key -> the official harness key
 OFFICIAL_KEYS = {'pa_mpjpe': 'mpjpe_pa', 'mpjpe': 'mpjpe', 'mpvpe': 'mpvpe', 'accel_err': 'accel_err'}
-# The protocol itself matches the official one to float32 rounding (~1e-4 mm per frame when both score the
-# same predictions); our forward agrees with the official forward to the model tolerance of spec A.2
-# (1e-4 m), which per-frame errors inherit (accel amplifies it ~4x), while means over thousands of frames
-# average it out.
-TOLERANCE_MM = {'mean': 1e-3, 'per_frame': 0.1}
+# The protocol itself matches the official one to float32 rounding (~2e-4 mm per frame when both score the
+# same predictions). Our forward agrees with the official forward to the model tolerance of spec A.2
+# (1e-4 m = 0.1 mm), which per-frame errors inherit (the acceleration, a second difference, up to 4x), while
+# means over thousands of frames average it out.
+TOLERANCE_MM = {'mean': 1e-3, 'per_frame': 0.1, 'per_frame_accel': 0.4}
 
 
 def add_arguments(parser) -> None:
@@ -139,8 +139,8 @@ def compare(ours: dict, official: dict, ours_npz: Path, official_npz: Path, ours
             ok = False
             continue
         diff = float(np.abs(a - b).max()) if a.size else 0.0
-        ok &= diff <= TOLERANCE_MM['per_frame']
+        ok &= diff <= TOLERANCE_MM['per_frame_accel' if key == 'accel_err' else 'per_frame']
         print(f"  per-frame {key:<10} max |diff| {diff:.2e} mm over {a.size} values")
     verdict = 'identical to float tolerance' if ok else 'DIFFERENT'
     print(f"official protocol vs official evaluate.py: {verdict} (tolerance {TOLERANCE_MM['mean']} mm on the "
-          f"means, {TOLERANCE_MM['per_frame']} mm per frame)")
+          f"means, {TOLERANCE_MM['per_frame']} mm per frame, {TOLERANCE_MM['per_frame_accel']} mm for accel)")
