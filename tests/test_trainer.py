@@ -202,8 +202,9 @@ def test_train_cli_resume_flag_and_synthetic_config(monkeypatch):
     spec = importlib.util.spec_from_file_location('train_cli', REPO_ROOT / 'train.py')
     cli = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(cli)
-    cli.main(['--cfg', str(REPO_ROOT / 'configs' / 'synthetic.yaml'), '--resume', 'TRAIN.BATCH_SIZE', '4'])
-    cfg = seen['cfg']
-    assert cfg.TRAIN.RESUME == 'auto' and cfg.TRAIN.BATCH_SIZE == 4
+    for tail in (['--resume', 'TRAIN.BATCH_SIZE', '4'], ['TRAIN.BATCH_SIZE', '4', '--resume']):
+        cli.main(['--cfg', str(REPO_ROOT / 'configs' / 'synthetic.yaml'), *tail])
+        cfg = seen['cfg']
+        assert cfg.TRAIN.RESUME == 'auto' and cfg.TRAIN.BATCH_SIZE == 4
     # the quick-start config trains the official architecture
     assert cfg.MODEL == load_config(REPO_ROOT / 'configs' / 'repr_table1_3dpw.yaml').MODEL

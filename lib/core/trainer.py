@@ -291,8 +291,9 @@ class Trainer:
             logger.warning('%s was written by %d processes, this run has %d: loader position restored, '
                            'random generators re-seeded (not an exact continuation)',
                            path, len(ranks), self.ctx.world_size)
-        logger.info('resumed from %s at epoch %d, step %d of %d (best PA-MPJPE %.2f mm)', path, self.epoch + 1,
-                    self.iteration, self.num_iters, self.best_performance)
+        best = f'{self.best_performance:.2f} mm' if math.isfinite(self.best_performance) else 'none yet'
+        logger.info('resumed from %s at epoch %d, step %d of %d (best PA-MPJPE %s)', path, self.epoch + 1,
+                    self.iteration, self.num_iters, best)
 
     # ----------------------------------------------------------------------------------------- loop
     def fit(self) -> dict:
