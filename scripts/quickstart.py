@@ -62,13 +62,14 @@ def main(argv=None) -> None:
         make_synthetic_video(video, data, num_frames=40, bbox_file=boxes)
 
     common = ['DATA_ROOT', str(data), 'OUTPUT_DIR', str(runs), 'SEED_VALUE', str(args.seed)]
-    _run(['train.py', '--cfg', CFG, *common])
+    _run(['train.py', '--cfg', CFG, '--resume', *common])  # --resume: a finished run is not trained again
 
     from lib.core.config import load_config
     exp_dir = runs / load_config(REPO / CFG).EXP_NAME
     best = exp_dir / 'model_best.pth.tar'
     initial = exp_dir / 'initial.pth.tar'
-    _save_initial_model(REPO / CFG, data, args.seed, initial)
+    if not initial.is_file():
+        _save_initial_model(REPO / CFG, data, args.seed, initial)
 
     for name, ckpt in (('trained', best), ('untrained', initial)):
         _run(['evaluate.py', '--cfg', CFG, '--dataset', '3dpw', '--checkpoint', str(ckpt),

@@ -90,7 +90,7 @@ _C.TRAIN.START_EPOCH = 0
 _C.TRAIN.END_EPOCH = 5
 # SPIN checkpoint that initialises the global regressor when training starts from scratch.
 _C.TRAIN.PRETRAINED_REGRESSOR = 'base_data/spin_model_checkpoint.pth.tar'
-# GLoT weights: the checkpoint evaluated by evaluate.py / demo.py, or a warm start for training.
+# GLoT weights evaluated by evaluate.py and used by demo.py (training never loads it).
 _C.TRAIN.PRETRAINED = ''
 # Checkpoint to resume from (model, optimizer, scheduler, epoch, RNG states); 'auto' = OUTPUT_DIR/EXP_NAME/checkpoint.pth.tar if present.
 _C.TRAIN.RESUME = ''
