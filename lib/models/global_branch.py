@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from lib.models.regressor import FEATURE_DIM, NCAM, NPOSE, NSHAPE, IterativeRegressor
-from lib.models.transformer import LAYER_NORM_EPS, Block, init_vit_weights
+from lib.models.transformer import LAYER_NORM_EPS, block_stack, drop_path_rates, init_vit_weights
 
 MASK_TOKEN_INPUT_DIM = NPOSE + NSHAPE + NCAM   # 157
 
@@ -46,16 +46,11 @@ class MaskedTransformer(nn.Module):
             nn.Linear(256, 512), nn.ReLU(),
             nn.Linear(512, dec_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, length, embed_dim))
-        rates = torch.linspace(0, drop_path, depth).tolist()
-        self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_hidden_dim, qkv_bias=True, drop=drop, attn_drop=attn_drop,
-                  drop_path=rate)
-            for rate in rates])
+        rates = drop_path_rates(drop_path, depth)
+        self.blocks = block_stack(rates, embed_dim, num_heads, mlp_hidden_dim, drop, attn_drop)
         self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
-        self.decoder_blocks = nn.ModuleList([
-            Block(dec_dim, num_heads, embed_dim * 2, qkv_bias=True, drop=drop, attn_drop=attn_drop,
-                  drop_path=rates[i])
-            for i in range(depth // 2)])
+        # depth // 2 decoder blocks with the first of the encoder's drop-path rates (official)
+        self.decoder_blocks = block_stack(rates[:depth // 2], dec_dim, num_heads, embed_dim * 2, drop, attn_drop)
         self.decoder_embed = nn.Linear(embed_dim, dec_dim)
         self.decoder_pos_embed = nn.Parameter(torch.zeros(1, length, dec_dim))
         self.decoder_norm = nn.LayerNorm(dec_dim, eps=LAYER_NORM_EPS)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from lib.models.transformer import LAYER_NORM_EPS, Block
+from lib.models.transformer import LAYER_NORM_EPS, block_stack, drop_path_rates
 
 
 class LocalTransformer(nn.Module):
@@ -22,11 +22,8 @@ class LocalTransformer(nn.Module):
                  num_heads: int = 8, drop: float = 0.1, drop_path: float = 0.2, attn_drop: float = 0.0):
         super().__init__()
         self.pos_embed = nn.Parameter(torch.zeros(1, length, embed_dim))
-        rates = torch.linspace(0, drop_path, depth).tolist()
-        self.blocks = nn.ModuleList([
-            Block(embed_dim, num_heads, mlp_hidden_dim, qkv_bias=True, drop=drop, attn_drop=attn_drop,
-                  drop_path=rate)
-            for rate in rates])
+        self.blocks = block_stack(drop_path_rates(drop_path, depth), embed_dim, num_heads, mlp_hidden_dim, drop,
+                                  attn_drop)
         self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
 
     def forward(self, x: torch.Tensor, queries: slice | None = None) -> torch.Tensor:

@@ -157,3 +157,15 @@ class Block(nn.Module):
         residual = x if queries is None else x[:, queries]
         x = residual + self.drop_path(self.attn(self.norm1(x), queries))
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def drop_path_rates(drop_path: float, depth: int) -> list[float]:
+    """Stochastic-depth rate of each of ``depth`` blocks: ``linspace(0, drop_path, depth)``."""
+    return torch.linspace(0, drop_path, depth).tolist()
+
+
+def block_stack(rates: list[float], dim: int, num_heads: int, mlp_hidden_dim: int, drop: float = 0.0,
+                attn_drop: float = 0.0) -> nn.ModuleList:
+    """One :class:`Block` (qkv bias on) per entry of ``rates``, the block's stochastic-depth rate."""
+    return nn.ModuleList([Block(dim, num_heads, mlp_hidden_dim, qkv_bias=True, drop=drop, attn_drop=attn_drop,
+                                drop_path=rate) for rate in rates])
