@@ -459,8 +459,8 @@ def checkpoint_path(cfg) -> Path:
         raise UserError("no checkpoint to evaluate: pass --checkpoint PATH (or set TRAIN.PRETRAINED)")
     path = resolve_path(cfg, cfg.TRAIN.PRETRAINED)
     if not path.is_file():
-        raise UserError(f"checkpoint not found: {path} (pass --checkpoint PATH; official weights: README, "
-                        f"'Pretrained models')")
+        raise UserError(f"checkpoint not found: {path} (pass --checkpoint PATH; the official GLoT weights "
+                        f"come from the release's Google Drive folder, see README 'Real data')")
     return path
 
 

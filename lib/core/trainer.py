@@ -671,7 +671,7 @@ def check_files(cfg, fresh: bool) -> None:
     missing = [f'{what} {path}' for what, path in required_files(cfg, fresh) if not path.is_file()]
     if missing:
         raise UserError(f"{len(missing)} file(s) needed for training are missing, nothing was trained: "
-                        f"{'; '.join(missing)}. README 'Data' says where each one comes from (DATA_ROOT "
+                        f"{'; '.join(missing)}. README 'Real data' says where each one comes from (DATA_ROOT "
                         f"{resolve_path(cfg, '.').resolve()})")
 
 

@@ -142,7 +142,7 @@ def _load_regressor(path: str | Path, name: str, rows: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{name} not found at {path}. It ships with the GLoT/TCMR base_data "
-                        f"(README: Data); put it in the base_data folder")
+                        f"(README: Real data); put it in the base_data folder")
     arr = np.load(path)
     if arr.shape != (rows, NUM_VERTICES):
         raise UserError(f"{path} has shape {arr.shape}, expected ({rows}, {NUM_VERTICES})")
