@@ -1,5 +1,4 @@
 """Database readers, crops and keypoint transforms, training/validation samples, loaders, test sequences."""
-import cv2
 import h5py
 import joblib
 import numpy as np

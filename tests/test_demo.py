@@ -69,7 +69,7 @@ def _check_results(results, num_frames):
         assert res['joints2d'] is None
         assert np.isfinite(res['verts']).all() and np.isfinite(res['orig_cam']).all()
         # orig_cam is the official conversion of pred_cam with the 1.2-scaled box.
-        cx, cy, h = res['bboxes'][:, 0], res['bboxes'][:, 1], res['bboxes'][:, 2]
+        cx, h = res['bboxes'][:, 0], res['bboxes'][:, 2]
         sx = res['pred_cam'][:, 0] * h / WIDTH
         np.testing.assert_allclose(res['orig_cam'][:, 0], sx, rtol=1e-5)
         np.testing.assert_allclose(res['orig_cam'][:, 2], (cx - WIDTH / 2) / (WIDTH / 2) / sx + res['pred_cam'][:, 1],

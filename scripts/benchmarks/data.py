@@ -16,6 +16,8 @@ import json
 import time
 from pathlib import Path
 
+from scripts.benchmarks import ensure_assets
+
 REPO = Path(__file__).resolve().parents[2]
 SIZES = {'3dpw_train': (8, 320), '3dpw_val': (4, 320), 'mpii3d_train': (8, 320), 'h36m_train': (8, 320),
          'insta_train': (16, 320)}
@@ -34,15 +36,13 @@ def prepare(root: Path) -> None:
     import sys
 
     sys.path.insert(0, str(REPO))
-    from scripts.make_synthetic_assets import make_synthetic_assets
     from scripts.make_synthetic_data import make_synthetic_data
 
     stamp = root / 'preprocessed_data' / 'data_benchmark.json'
     if stamp.is_file() and json.loads(stamp.read_text()) == {k: list(v) for k, v in SIZES.items()}:
         return
     root.mkdir(parents=True, exist_ok=True)
-    if not (root / 'base_data' / 'SMPL_NEUTRAL.pkl').is_file():
-        make_synthetic_assets(root, seed=0, spin=False)
+    ensure_assets(root, spin=False)
     make_synthetic_data(root, seed=0, sizes=SIZES, only=tuple(SIZES), raw_3dpw=False)
     stamp.write_text(json.dumps({k: list(v) for k, v in SIZES.items()}))
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from scripts.benchmarks import ensure_assets
+
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / 'configs' / 'repr_table1_3dpw.yaml'
 
@@ -38,11 +40,9 @@ def add_arguments(parser) -> None:
 def prepare(root: Path, args) -> tuple[Path, Path, Path]:
     """Assets, video, boxes and checkpoint under ``root`` (each made only when missing)."""
     from lib.core.config import load_config
-    from scripts.make_synthetic_assets import make_synthetic_assets
     from scripts.make_synthetic_video import make_synthetic_video
 
-    if not (root / 'base_data' / 'SMPL_NEUTRAL.pkl').is_file():
-        make_synthetic_assets(root, seed=0)
+    ensure_assets(root)
     name = f'walk_{args.frames}f_{args.width}x{args.height}_{args.people}p'
     video, boxes = root / 'videos' / f'{name}.mp4', root / 'videos' / f'{name}.csv'
     if not video.is_file():

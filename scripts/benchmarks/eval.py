@@ -1,15 +1,15 @@
 """Wall time of evaluate.py on a 3DPW-sized generated test set, optionally against the official evaluate.py.
 
     python scripts/benchmark.py --part eval                          # ours only, 37 x 946 frames
-    python scripts/benchmark.py --part eval --official-harness       # also the official script, same DB
+    python scripts/benchmark.py --part eval --official-harness DIR   # also the official script, same DB
     python scripts/benchmark.py --part eval --sequences 8 --frames 200 --root /tmp/glot_eval_bench
 
 Generates (once per ``--root``) the SMPL stand-ins, a 3DPW test database in the released format and a
 checkpoint of a randomly initialised GLoT (Table-1 3DPW architecture), then runs ``python evaluate.py`` as a
 subprocess and reports its wall time (start-up included) and the evaluation time it records.
 
-``--official-harness`` also runs the released evaluate.py through the reference harness
-(``official_eval.py`` in ``--harness-dir``) on the same database, checkpoint and SMPL files, reports its wall
+``--official-harness DIR`` also runs the released evaluate.py through the reference harness
+(``official_eval.py`` in the folder given) on the same database, checkpoint and SMPL files, reports its wall
 time and the speed-up, and compares its figures with our 'official' protocol, overall and frame by frame.
 """
 from __future__ import annotations
@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from scripts.benchmarks import ensure_assets
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = 'configs/repr_table1_3dpw.yaml'
@@ -39,14 +41,14 @@ def add_arguments(parser) -> None:
     parser.add_argument('--sequences', type=int, default=37, help='test sequences (3DPW: 37)')
     parser.add_argument('--frames', type=int, default=946, help='frames per sequence (37 x 946 = 35,002)')
     parser.add_argument('--batch-size', type=int, default=256, help='EVAL.BATCH_SIZE (windows per forward)')
-    parser.add_argument('--official-harness', action='store_true',
-                        help='also time the official evaluate.py through the reference harness and compare')
-    parser.add_argument('--harness-dir', default='/work/ref/harness', help='folder holding official_eval.py')
+    parser.add_argument('--official-harness', metavar='DIR', default='',
+                        help='also time the official evaluate.py through the reference harness in DIR (a folder '
+                             'holding official_eval.py) and compare')
 
 
 def run(args) -> None:
     root = Path(args.root)
-    ckpt = prepare(root, args.sequences, args.frames, args.official_harness, Path(args.harness_dir))
+    ckpt = prepare(root, args.sequences, args.frames)
     device = args.device
     ours_dir = root / 'ours'
     cmd = [sys.executable, str(REPO / 'evaluate.py'), '--cfg', CONFIG, '--dataset', '3dpw', '--checkpoint',
@@ -64,7 +66,7 @@ def run(args) -> None:
         return
     official_json = root / 'official' / 'results.json'
     official_json.parent.mkdir(exist_ok=True)
-    harness = Path(args.harness_dir)
+    harness = Path(args.official_harness)
     cmd = [sys.executable, str(harness / 'official_eval.py'), '--dataset', '3dpw',
            '--cfg', str(harness / 'official' / 'configs' / 'repr_table1_3dpw.yaml'), '--ckpt', str(ckpt),
            '--db-dir', str(root / 'preprocessed_data'), '--base-data', str(root / 'base_data'),
@@ -77,19 +79,13 @@ def run(args) -> None:
             official['num_poses'])
 
 
-def prepare(root: Path, sequences: int, frames: int, for_official: bool, harness: Path) -> Path:
+def prepare(root: Path, sequences: int, frames: int) -> Path:
     """Make base_data, the 3DPW test DB and a checkpoint under ``root`` (skipping what is there)."""
     sys.path.insert(0, str(REPO))
-    from scripts.make_synthetic_assets import make_synthetic_assets
     from scripts.make_synthetic_data import make_synthetic_data
 
     root.mkdir(parents=True, exist_ok=True)
-    if not (root / 'base_data' / 'SMPL_NEUTRAL.pkl').is_file():
-        make_synthetic_assets(root, seed=0)
-    if for_official:
-        # the official code needs SPIN's dtypes in smpl_mean_params.npz (the harness rewrites them in place)
-        subprocess.run([sys.executable, str(harness / 'prepare_assets.py'), '--assets', str(root)],
-                       check=True, stdout=subprocess.DEVNULL)
+    ensure_assets(root)
     db = root / 'preprocessed_data' / '3dpw_test_db.pt'
     stamp = root / 'preprocessed_data' / 'size.json'
     size = {'sequences': sequences, 'frames': frames}

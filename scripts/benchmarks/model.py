@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts.benchmarks import ensure_assets
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _OFFICIAL_WORKER = r'''
@@ -102,10 +104,7 @@ def _data_root(cfg_file: str, data_root: str, tmp: str) -> Path:
     root = Path(data_root) if data_root else cfg_data_root(load_config(cfg_file))
     if (root / 'base_data' / 'SMPL_NEUTRAL.pkl').is_file():
         return root
-    from scripts.make_synthetic_assets import make_synthetic_assets
-
-    print(f'no SMPL files under {root}; using generated stand-ins (same sizes, same speed)')
-    return make_synthetic_assets(Path(tmp), seed=0)
+    return ensure_assets(Path(tmp))
 
 
 def _summary(label: str, times: list[float], batch: int) -> str:

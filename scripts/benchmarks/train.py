@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts.benchmarks import ensure_assets
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -82,10 +84,7 @@ def run(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.data_root) if args.data_root else cfg_data_root(load_config(args.cfg))
         if not (root / 'base_data' / 'SMPL_NEUTRAL.pkl').is_file():
-            from scripts.make_synthetic_assets import make_synthetic_assets
-
-            print(f'no SMPL files under {root}; using generated stand-ins (same sizes, same speed)')
-            root = make_synthetic_assets(Path(tmp) / 'data', seed=0)
+            root = ensure_assets(Path(tmp) / 'data')
         opts = ['DATA_ROOT', str(root), 'DEVICE', str(device), 'TRAIN.AMP', args.amp,
                 'TRAIN.COMPILE', str(args.compile)]
         if args.batch_size:
