@@ -1,6 +1,6 @@
 """Generate stand-ins for the licensed base_data files, in their exact real formats.
 
-    python scripts/make_synthetic_assets.py --out data          # writes data/base_data/...
+    python scripts/make_synthetic_assets.py                     # writes data/synthetic/base_data/...
     python scripts/make_synthetic_assets.py --out /tmp/glot --variants
 
 Writes into ``<out>/base_data/``:
@@ -312,11 +312,32 @@ def _pickle_with_chumpy(model: dict, path: Path) -> None:
                 sys.modules[name] = module
 
 
+STAND_IN_MARKER = 'GENERATED_STAND_INS'
+
+
+def claim_for_stand_ins(folder: Path) -> None:
+    """Create ``folder`` for generated files and mark it; refuse a folder that already holds other files.
+
+    Stand-ins have the real files' names, so writing them next to real assets would silently replace those.
+
+    Raises:
+        UserError: ``folder`` is not empty and was not made by these generators.
+    """
+    from lib.utils.errors import UserError
+
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / STAND_IN_MARKER).is_file():
+        raise UserError(f"{folder} already holds files that are not generated stand-ins; refusing to overwrite "
+                        f"them: pick another output folder (e.g. data/synthetic)")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / STAND_IN_MARKER).write_text('Files in this folder are generated stand-ins, not the licensed '
+                                          'originals (scripts/make_synthetic_assets.py, make_synthetic_data.py).\n')
+
+
 def make_synthetic_assets(out_dir: str | Path, seed: int = 0, spin: bool = True, variants: bool = False) -> Path:
     """Write the synthetic base_data files under ``out_dir`` (usable as DATA_ROOT); returns ``out_dir``."""
     out_dir = Path(out_dir)
     base = out_dir / 'base_data'
-    base.mkdir(parents=True, exist_ok=True)
+    claim_for_stand_ins(base)
     neutral = make_smpl_model(seed, gender='neutral')
     _write_pickle(neutral, base / 'SMPL_NEUTRAL.pkl')
     for gender in ('male', 'female'):
@@ -345,7 +366,8 @@ def make_synthetic_assets(out_dir: str | Path, seed: int = 0, spin: bool = True,
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--out', default='data', help='DATA_ROOT to write base_data/ into (default: data)')
+    parser.add_argument('--out', default='data/synthetic',
+                        help='DATA_ROOT to write base_data/ into (default: data/synthetic, as configs/synthetic.yaml)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--no-spin', action='store_true', help='skip the 100 MB SPIN checkpoint')
     parser.add_argument('--variants', action='store_true', help='also write the 300-beta and chumpy SMPL pkls')
@@ -355,4 +377,7 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from lib.core.cli import run_main
+
+    run_main(main)

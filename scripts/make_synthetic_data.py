@@ -1,6 +1,6 @@
 """Generate small databases in exactly the released formats, from the generated SMPL model.
 
-    python scripts/make_synthetic_data.py --root data               # DATA_ROOT with base_data/ already made
+    python scripts/make_synthetic_data.py --assets                  # data/synthetic: base_data/ + databases
     python scripts/make_synthetic_data.py --root /tmp/glot --assets # also make base_data/ first
     python scripts/make_synthetic_data.py --root /tmp/glot --eval-benchmark   # 3DPW-sized test set
 
@@ -45,6 +45,7 @@ from lib.dataset.preprocess import run_smpl, write_db  # noqa: E402
 from lib.utils.img_utils import (bbox_from_keypoints, bbox_params_to_boxes, normalize_2d_kp,  # noqa: E402
                                  smooth_keypoint_bboxes, transform_keypoints)
 from lib.utils.joints import H36M_TO_J14, convert_kps  # noqa: E402
+from scripts.make_synthetic_assets import claim_for_stand_ins  # noqa: E402
 
 # (sequences, frames per sequence) of each generated database.
 DEFAULT_SIZES = {
@@ -308,6 +309,7 @@ def make_raw_3dpw(gen: Generator, out_dir: Path, n_frames: int = 16, n_people: i
 
     World frame y up; the camera looks at the people from 4 m. Returns ``out_dir``.
     """
+    claim_for_stand_ins(out_dir)
     width, height = image_size
     cam = Camera(width, height, 0.9 * height)
     for split in splits:
@@ -394,7 +396,7 @@ def make_synthetic_data(data_root: str | os.PathLike, seed: int = 0, sizes: dict
     """
     data_root = Path(data_root)
     out = data_root / 'preprocessed_data'
-    out.mkdir(parents=True, exist_ok=True)
+    claim_for_stand_ins(out)
     sizes = {**DEFAULT_SIZES, **(sizes or {})}
     if eval_benchmark:
         sizes['3dpw_test'] = EVAL_BENCHMARK_3DPW_TEST
@@ -426,7 +428,7 @@ def _link(src: Path, dst: Path) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--root', default='data', help='DATA_ROOT (default: data)')
+    parser.add_argument('--root', default='data/synthetic', help='DATA_ROOT (default: data/synthetic)')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--assets', action='store_true', help='first write base_data/ with make_synthetic_assets')
     parser.add_argument('--eval-benchmark', action='store_true',
