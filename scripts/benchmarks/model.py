@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.benchmarks import ensure_assets
+from scripts.benchmarks import benchmark_data_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,15 +98,6 @@ def _device_name(device) -> str:
     return f'{name}, {torch.get_num_threads()} torch threads, {os.cpu_count()} CPUs'
 
 
-def _data_root(cfg_file: str, data_root: str, tmp: str) -> Path:
-    from lib.core.config import data_root as cfg_data_root, load_config
-
-    root = Path(data_root) if data_root else cfg_data_root(load_config(cfg_file))
-    if (root / 'base_data' / 'SMPL_NEUTRAL.pkl').is_file():
-        return root
-    return ensure_assets(Path(tmp))
-
-
 def _summary(label: str, times: list[float], batch: int) -> str:
     med, best = statistics.median(times), min(times)
     return (f'{label:40s} {batch / med:8.1f} windows/s (median {med * 1e3:7.1f} ms/batch; '
@@ -126,7 +117,7 @@ def run(args) -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        root = _data_root(args.cfg, args.data_root, tmp)
+        root = benchmark_data_root(args.cfg, args.data_root, tmp)
         cfg = load_config(args.cfg, ['DATA_ROOT', str(root), 'DEVICE', str(device)])
         torch.manual_seed(0)
         model = build_model(cfg).eval()

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.benchmarks import ensure_assets
+from scripts.benchmarks import benchmark_data_root
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ def run(args) -> None:
     sys.path.insert(0, str(REPO_ROOT))
     import torch
 
-    from lib.core.config import data_root as cfg_data_root, load_config, resolve_device
+    from lib.core.config import load_config, resolve_device
     from lib.core.loss import build_loss
     from lib.core.schedule import build_lr_scheduler
     from lib.core.trainer import Trainer, build_optimizer
@@ -82,9 +82,7 @@ def run(args) -> None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(args.data_root) if args.data_root else cfg_data_root(load_config(args.cfg))
-        if not (root / 'base_data' / 'SMPL_NEUTRAL.pkl').is_file():
-            root = ensure_assets(Path(tmp) / 'data')
+        root = benchmark_data_root(args.cfg, args.data_root, tmp)
         opts = ['DATA_ROOT', str(root), 'DEVICE', str(device), 'TRAIN.AMP', args.amp,
                 'TRAIN.COMPILE', str(args.compile)]
         if args.batch_size:
