@@ -175,7 +175,10 @@ def _affine_regressor(verts: np.ndarray, points: np.ndarray) -> np.ndarray:
         for k in (12, 24, 48, 96, 192):
             idx = order[:k]
             a = np.vstack([verts[idx].T, np.ones(k)])         # (4, k)
-            w = a.T @ np.linalg.solve(a @ a.T, np.append(p, 1.0))
+            try:
+                w = a.T @ np.linalg.solve(a @ a.T, np.append(p, 1.0))
+            except np.linalg.LinAlgError:                       # coplanar neighbours (numpy >= 2.3 raises)
+                continue
             if np.abs(w).max() < 3.0 and np.allclose(verts[idx].T @ w, p, atol=1e-9):
                 break
         reg[row, idx] = w
