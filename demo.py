@@ -1,6 +1,6 @@
 """GLoT demo: a video in, tracked SMPL meshes, a results file and an overlay video out.
 
-Thin command line over lib/core/demo.py (official flag names kept). Outputs go to
+Thin command line over lib/demo/pipeline.py (official flag names kept). Outputs go to
 ``<output_folder>/<video name>/``: ``glot_output.pkl`` (joblib; person id -> pred_cam, orig_cam, verts, pose,
 betas, joints3d, joints2d, bboxes, frame_ids) and ``<video name>_glot_output.mp4``.
 """
@@ -20,7 +20,7 @@ EPILOG = """examples:
 the config's TRAIN.PRETRAINED is used (the official YAMLs point at data/pretrained_models/).
 
 --bbox_file format: CSV rows frame,x1,y1,x2,y2[,score][,track_id] (0-based frames, pixels; optional header)
-or a JSON list of {"frame", "x1", "y1", "x2", "y2"[, "score"][, "track_id"]} (see lib/utils/detection.py).
+or a JSON list of {"frame", "x1", "y1", "x2", "y2"[, "score"][, "track_id"]} (see lib/demo/detection.py).
 """
 
 
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    from lib.core.demo import DemoOptions, run_demo
+    from lib.demo.pipeline import DemoOptions, run_demo
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')

@@ -1,4 +1,4 @@
-"""Train GLoT with the official recipe (lib/core/trainer.py does the work)."""
+"""Train GLoT with the official recipe (lib/train/trainer.py does the work)."""
 from __future__ import annotations
 
 import sys
@@ -29,7 +29,7 @@ def main(argv=None) -> None:
         args.resume = True
     cfg = config_from_args(args, ['TRAIN.RESUME', 'auto'] if args.resume else [])
 
-    from lib.core.trainer import train
+    from lib.train.trainer import train
 
     result = train(cfg)
     if result['stop_signal'] is not None:

@@ -28,11 +28,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from lib.core.config import load_config  # noqa: E402
-from lib.core.evaluator import run_evaluation  # noqa: E402
+from lib.core.io import atomic_path  # noqa: E402
+from lib.eval.evaluator import run_evaluation  # noqa: E402
 from lib.models import build_model, save_checkpoint  # noqa: E402
 from lib.models.smpl import load_h36m_regressor  # noqa: E402
-from lib.core.trainer import train  # noqa: E402
-from lib.core.loss import build_loss  # noqa: E402
+from lib.train.trainer import train  # noqa: E402
+from lib.train.loss import build_loss  # noqa: E402
 from scripts.make_synthetic_assets import make_synthetic_assets  # noqa: E402
 from scripts.make_synthetic_data import make_synthetic_data  # noqa: E402
 
@@ -144,7 +145,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         values = compute_golden(make_golden_data(Path(tmp)))
-    np.savez_compressed(args.out, **values)
+    with atomic_path(args.out) as tmp:
+        np.savez_compressed(tmp, **values)
     print(f'{len(values)} golden arrays written to {args.out}')
 
 

@@ -29,6 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse
+import torch
+import torchvision
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lib.core.errors import UserError  # noqa: E402
+from lib.core.io import atomic_path, atomic_write  # noqa: E402
 
 NUM_VERTS = 6890
 RINGS, SEGMENTS = 84, 82  # UV sphere: RINGS * SEGMENTS + 2 poles = 6890 vertices, 2 * RINGS * SEGMENTS faces
@@ -262,9 +269,6 @@ def make_mean_params(seed: int = 0) -> dict:
 
 def make_spin_checkpoint(seed: int = 0) -> dict:
     """SPIN ``model_checkpoint.pt`` layout with random weights (ResNet-50 trunk + IEF regressor)."""
-    import torch
-    import torchvision
-
     torch.manual_seed(seed)
     trunk = torchvision.models.resnet50(weights=None).state_dict()
     model = {k: v for k, v in trunk.items() if not k.startswith('fc.')}
@@ -284,10 +288,7 @@ def make_spin_checkpoint(seed: int = 0) -> dict:
 
 
 def _write_pickle(obj, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    with open(tmp, 'wb') as f:
-        pickle.dump(obj, f, protocol=2)
-    tmp.replace(path)
+    atomic_write(path, pickle.dumps(obj, protocol=2))
 
 
 def _pickle_with_chumpy(model: dict, path: Path) -> None:
@@ -326,14 +327,11 @@ def claim_for_stand_ins(folder: Path) -> None:
     Raises:
         UserError: ``folder`` is not empty and was not made by these generators.
     """
-    from lib.utils.errors import UserError
-
     if folder.is_dir() and any(folder.iterdir()) and not (folder / STAND_IN_MARKER).is_file():
         raise UserError(f"{folder} already holds files that are not generated stand-ins; refusing to overwrite "
                         f"them: pick another output folder (e.g. data/synthetic)")
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / STAND_IN_MARKER).write_text('Files in this folder are generated stand-ins, not the licensed '
-                                          'originals (scripts/make_synthetic_assets.py, make_synthetic_data.py).\n')
+    atomic_write(folder / STAND_IN_MARKER, 'Files in this folder are generated stand-ins, not the licensed '
+                 'originals (scripts/make_synthetic_assets.py, make_synthetic_data.py).\n')
 
 
 def make_synthetic_assets(out_dir: str | Path, seed: int = 0, spin: bool = True, variants: bool = False) -> Path:
@@ -345,16 +343,15 @@ def make_synthetic_assets(out_dir: str | Path, seed: int = 0, spin: bool = True,
     _write_pickle(neutral, base / 'SMPL_NEUTRAL.pkl')
     for gender in ('male', 'female'):
         _write_pickle(make_smpl_model(seed, gender=gender), base / f'SMPL_{gender.upper()}.pkl')
-    np.savez(base / 'smpl_mean_params.npz', **make_mean_params(seed))
+    with atomic_path(base / 'smpl_mean_params.npz') as tmp:
+        np.savez(tmp, **make_mean_params(seed))
     verts = neutral['v_template']
-    np.save(base / 'J_regressor_extra.npy', _affine_regressor(verts, EXTRA_POINTS))
-    np.save(base / 'J_regressor_h36m.npy', _affine_regressor(verts, H36M_POINTS))
+    for name, points in (('J_regressor_extra.npy', EXTRA_POINTS), ('J_regressor_h36m.npy', H36M_POINTS)):
+        with atomic_path(base / name) as tmp:
+            np.save(tmp, _affine_regressor(verts, points))
     if spin:
-        import torch
-
-        tmp = base / 'spin_model_checkpoint.pth.tar.tmp'
-        torch.save(make_spin_checkpoint(seed), tmp)
-        tmp.replace(base / 'spin_model_checkpoint.pth.tar')
+        with atomic_path(base / 'spin_model_checkpoint.pth.tar') as tmp:
+            torch.save(make_spin_checkpoint(seed), tmp)
     if variants:
         v110 = out_dir / 'smpl_variants' / 'v1.1.0'
         v110.mkdir(parents=True, exist_ok=True)

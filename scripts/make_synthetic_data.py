@@ -41,6 +41,7 @@ from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lib.core.io import atomic_path, atomic_write  # noqa: E402
 from lib.dataset.preprocess import run_smpl, write_db  # noqa: E402
 from lib.utils.img_utils import (bbox_from_keypoints, bbox_params_to_boxes, normalize_2d_kp,  # noqa: E402
                                  smooth_keypoint_bboxes, transform_keypoints)
@@ -290,12 +291,9 @@ def make_insta(gen: Generator, n_seq: int, n_frames: int) -> dict:
 
 def write_h5(db: dict, path: Path) -> Path:
     """Save ``db`` as VIBE's h5 layout (``vid_name`` as fixed-length bytes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    with h5py.File(tmp, 'w') as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, 'w') as f:
         for key, value in db.items():
             f.create_dataset(key, data=np.asarray(value, dtype=np.bytes_) if key == 'vid_name' else value)
-    tmp.replace(path)
     return path
 
 
@@ -354,10 +352,7 @@ def make_raw_3dpw(gen: Generator, out_dir: Path, n_frames: int = 16, n_people: i
             data['genders'].append('m' if p % 2 == 0 else 'f')
             data['v_template_clothed'].append(gen.smpl.v_template.numpy().astype(np.float64))
             frames_px.append(px)
-        seq_dir = out_dir / 'sequenceFiles' / split
-        seq_dir.mkdir(parents=True, exist_ok=True)
-        with open(seq_dir / f'{seq}.pkl', 'wb') as f:
-            pickle.dump(data, f, protocol=2)
+        atomic_write(out_dir / 'sequenceFiles' / split / f'{seq}.pkl', pickle.dumps(data, protocol=2))
         _write_frames(out_dir / 'imageFiles' / seq, frames_px, width, height, gen.rng)
     return out_dir
 
@@ -373,7 +368,7 @@ def _write_frames(folder: Path, people_px: list[np.ndarray], width: int, height:
             for j, (x, y) in enumerate(px[i, :25]):
                 colour = tuple(int(c) for c in (40 + 8 * j, 200 - 60 * p, 255 - 8 * j))
                 cv2.circle(image, (int(round(x)), int(round(y))), 4, colour, -1)
-        cv2.imwrite(str(folder / f'image_{i:05d}.jpg'), image)
+        atomic_write(folder / f'image_{i:05d}.jpg', cv2.imencode('.jpg', image)[1].tobytes())
 
 
 # ------------------------------------------------------------------------------------------- entry

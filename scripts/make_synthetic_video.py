@@ -4,7 +4,7 @@
 
 The body comes from ``<data_root>/base_data/SMPL_NEUTRAL.pkl`` (the generated stand-in from
 scripts/make_synthetic_assets.py, or the real model), posed with the arms down and swinging legs, and drawn
-with the demo's own renderer (lib/utils/renderer.py) over a plain background. The true person boxes can be
+with the demo's own renderer (lib/demo/renderer.py) over a plain background. The true person boxes can be
 written as a ``--bbox_file`` for demo.py (CSV ``frame,x1,y1,x2,y2,score``).
 """
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.utils.renderer import Mesh, MeshRenderer, project  # noqa: E402
-from lib.utils.video import VideoWriter  # noqa: E402
+from lib.core.io import atomic_write  # noqa: E402
+from lib.demo.renderer import Mesh, MeshRenderer, project  # noqa: E402
+from lib.demo.video import VideoWriter  # noqa: E402
 
 # SMPL joint numbers (body_pose row = joint - 1).
 LEFT_HIP, RIGHT_HIP, LEFT_SHOULDER, RIGHT_SHOULDER = 1, 2, 16, 17
@@ -113,10 +114,7 @@ def write_bbox_csv(path: str | Path, boxes: list[np.ndarray]) -> Path:
     rows = ['frame,x1,y1,x2,y2,score']
     for person in boxes:
         rows += [f'{f},{b[0]:.2f},{b[1]:.2f},{b[2]:.2f},{b[3]:.2f},1.0' for f, b in enumerate(person)]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('\n'.join(rows) + '\n')
-    return path
+    return atomic_write(path, '\n'.join(rows) + '\n')
 
 
 def main(argv=None) -> None:

@@ -35,7 +35,7 @@ from lib.core.cli import config_argument_parser, config_from_args, run_main  # n
 from lib.core.config import resolve_device, resolve_path  # noqa: E402
 from lib.dataset.preprocess import (FEATURE_BATCH, concat_pieces, extract_features,  # noqa: E402
                                     load_feature_extractor, write_db)
-from lib.utils.errors import UserError  # noqa: E402
+from lib.core.errors import UserError  # noqa: E402
 from lib.utils.img_utils import bbox_params_to_boxes, smooth_keypoint_bboxes  # noqa: E402
 from lib.utils.joints import SPIN_PELVIS, convert_kps  # noqa: E402
 

@@ -32,7 +32,7 @@ from lib.core.cli import config_argument_parser, config_from_args, run_main  # n
 from lib.core.config import resolve_device, resolve_path  # noqa: E402
 from lib.dataset.preprocess import (FEATURE_BATCH, concat_pieces, extract_features,  # noqa: E402
                                     load_feature_extractor, write_db)
-from lib.utils.errors import UserError  # noqa: E402
+from lib.core.errors import UserError  # noqa: E402
 from lib.utils.img_utils import bbox_from_keypoints  # noqa: E402
 from lib.utils.joints import SPIN_PELVIS, convert_kps  # noqa: E402
 
@@ -82,7 +82,7 @@ def _train_frames(seq_dir: Path, cam: int, n_annot: int):
     if not video.is_file():
         raise UserError(f"MPI-INF-3DHP frames not found: neither {folder}/ nor {video}; download the training "
                         f"set with the official get_dataset.sh into {seq_dir.parents[1]}")
-    from lib.utils.video import FrameReader
+    from lib.demo.video import FrameReader
 
     reader = FrameReader(video)
     count = min(len(reader), n_annot)

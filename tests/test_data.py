@@ -11,7 +11,7 @@ from lib.dataset.dataset3d import Dataset3D, ValidationDataset3D
 from lib.dataset.db import H5Database, load_db, read_db
 from lib.dataset.eval_sequences import eval_sequences
 from lib.dataset.loaders import ConcatClips, ClipStream, batch_split, build_train_loaders, build_val_loader
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 from lib.utils.img_utils import (bbox_from_keypoints, crop_image, crop_patch, crop_transform, normalize_2d_kp,
                                  smooth_keypoint_bboxes, transform_keypoints)
 

@@ -12,12 +12,12 @@ import torch
 import demo as demo_cli
 from lib.core.cli import run_main
 from lib.core.config import REPO_ROOT, load_config
-from lib.core.demo import RESULT_KEYS, DemoOptions, GLoTPredictor, build_tracks, run_demo, window_indices
-from lib.utils import detection
-from lib.utils.detection import build_detector, read_bbox_file
-from lib.utils.errors import UserError
-from lib.utils.tracking import square_boxes
-from lib.utils.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
+from lib.demo.pipeline import RESULT_KEYS, DemoOptions, GLoTPredictor, build_tracks, run_demo, window_indices
+from lib.demo import detection
+from lib.demo.detection import build_detector, read_bbox_file
+from lib.core.errors import UserError
+from lib.demo.tracking import square_boxes
+from lib.demo.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
 from scripts.make_synthetic_video import make_synthetic_video
 
 FRAMES, WIDTH, HEIGHT = 32, 320, 240
@@ -303,7 +303,7 @@ def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
     assert set(result.seconds) >= {'detection', 'tracking', 'features', 'model', 'render'}
 
     # A second run reuses the cached detections and features.
-    monkeypatch.setattr('lib.core.demo.build_detector', lambda *a, **k: pytest.fail('detector rebuilt'))
+    monkeypatch.setattr('lib.demo.pipeline.build_detector', lambda *a, **k: pytest.fail('detector rebuilt'))
     monkeypatch.setattr(predictor, 'features', lambda *a, **k: pytest.fail('features recomputed'))
     again = run_demo(cfg, clip.video.path, tmp_path / 'out', DemoOptions(detector='hog', render=False),
                      predictor=predictor)

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from lib.core.loss import GLoTLoss
+from lib.train.loss import GLoTLoss
 
 T = 16
 W = dict(kp_2d_weight=300.0, kp_3d_weight=200.0, pose_weight=60.0, shape_weight=0.06,

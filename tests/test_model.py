@@ -11,7 +11,7 @@ from lib.models.global_branch import MaskedTransformer
 from lib.models.hscr import KTD, KTD_ANCESTORS
 from lib.models.smpl import build_smpl, load_h36m_regressor, load_mean_params
 from lib.models.transformer import Attention, Block, CrossAttention, DropPath
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 
 FIXTURE = Path(__file__).parent / 'fixtures' / 'official_state_dict_keys.txt'
 CONFIGS = ('configs/repr_table1_3dpw.yaml', 'configs/repr_table1_h36m_mpii3d.yaml', 'configs/repr_table2_3dpw.yaml')

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lib.core.config import ConfigError, load_config
-from lib.core.schedule import WarmupCosineLR, build_lr_scheduler, warmup_cosine_lr
+from lib.train.schedule import WarmupCosineLR, build_lr_scheduler, warmup_cosine_lr
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 

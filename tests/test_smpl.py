@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lib.models.smpl import SMPL, build_smpl, load_h36m_regressor, load_mean_params
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 from lib.utils.geometry import rot6d_to_rotmat
 from lib.utils.joints import SPIN_49
 from scripts.make_synthetic_assets import EXTRA_POINTS, H36M_POINTS, REST_JOINTS

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lib.utils.tracking import (Track, box_iou, drop_short_tracks, fill_gaps, match_boxes, smooth_boxes,
+from lib.demo.tracking import (Track, box_iou, drop_short_tracks, fill_gaps, match_boxes, smooth_boxes,
                                 square_boxes, track_detections)
 
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from lib.core.config import load_config
-from lib.core.trainer import CHECKPOINT, BEST_CHECKPOINT, NonFiniteLossError, RankShare, train
-from lib.utils.errors import UserError
+from lib.train.trainer import CHECKPOINT, BEST_CHECKPOINT, NonFiniteLossError, RankShare, train
+from lib.core.errors import UserError
 from scripts.make_synthetic_data import make_synthetic_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -190,7 +190,7 @@ def test_two_process_gloo_run(data_root, tmp_path):
 def test_train_cli_resume_flag_and_synthetic_config(monkeypatch):
     import importlib.util
 
-    import lib.core.trainer as trainer_module
+    import lib.train.trainer as trainer_module
 
     seen = {}
 

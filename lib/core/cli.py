@@ -7,7 +7,7 @@ import sys
 from typing import Callable
 
 from lib.core.config import load_config
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 
 
 def config_argument_parser(description: str, epilog: str = '') -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from yacs.config import CfgNode as CN
 
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_ROOT_ENV = 'GLOT_DATA_ROOT'
@@ -224,7 +224,7 @@ _C.EVAL.PROTOCOLS = ['official', 'corrected']
 # 3DPW sequence files for the genders).
 _C.EVAL.GENDERED_MPVPE = False
 # evaluate.py --render: frames drawn per sequence, from its first frame (official 200; 0 = all), and the
-# rasteriser of lib/utils/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
+# rasteriser of lib/demo/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
 _C.EVAL.RENDER_FRAMES = 200
 _C.EVAL.RENDER_MODE = 'painter'
 
@@ -241,7 +241,7 @@ _C.DEMO.BBOX_SCALE = 1.2
 # Frames per SPIN feature batch and windows per GLoT batch.
 _C.DEMO.FEATURE_BATCH_SIZE = 256
 _C.DEMO.MODEL_BATCH_SIZE = 64
-# torchvision COCO detector used by DETECTOR 'torchvision'/'auto' (see lib/utils/detection.py for the choices).
+# torchvision COCO detector used by DETECTOR 'torchvision'/'auto' (see lib/demo/detection.py for the choices).
 _C.DEMO.TORCHVISION_MODEL = 'fasterrcnn_resnet50_fpn_v2'
 # Its weights file; empty means the torch hub cache ($TORCH_HOME/hub/checkpoints). Never downloaded.
 _C.DEMO.DETECTOR_WEIGHTS = ''

@@ -10,7 +10,7 @@ Usage::
     db = read_db(cfg, 'ThreeDPW', 'TRAIN')      # dict of arrays, checked; or an H5Database for Insta
     db = load_db(path, 'MPII3D', 'TEST')          # the same for an explicit file
 
-Checks (each failure is a :class:`~lib.utils.errors.UserError` with one line naming the file):
+Checks (each failure is a :class:`~lib.core.errors.UserError` with one line naming the file):
 
 - the file exists (else: which release it comes from and where it goes under ``DATA_ROOT``);
 - the keys the code reads for that dataset and split are present (:data:`REQUIRED_KEYS`);
@@ -32,7 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 
 SPLITS = ('TRAIN', 'VAL', 'TEST')
 DATASETS = ('ThreeDPW', 'MPII3D', 'Human36M', 'Insta')

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from lib.dataset.db import read_db
 from lib.dataset.dataset2d import InstaDataset
 from lib.dataset.dataset3d import DATASETS_3D, Dataset3D, ValidationDataset3D
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 
 DATASETS_2D = ('Insta',)
 STREAM_2D, STREAM_3D = 0, 1

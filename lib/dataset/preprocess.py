@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from lib.core.io import atomic_path
 from lib.utils.geometry import axis_angle_to_rotmat
 from lib.utils.img_utils import crop_image, read_image
 
@@ -125,8 +126,6 @@ def write_db(db: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     import joblib
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    joblib.dump(db, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        joblib.dump(db, tmp)
     return path

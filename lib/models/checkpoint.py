@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
+from lib.core.io import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +186,7 @@ def official_state_dict(model: nn.Module) -> OrderedDict:
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, epoch: int = 0, performance=None,
                     gen_optimizer=None, **extra) -> Path:
     """Write ``{epoch, gen_state_dict, performance, gen_optimizer, **extra}`` to ``path`` atomically (a
-    temporary file in the same folder, then ``os.replace``), so an interrupted save never leaves a truncated
+    temporary file in the same folder, renamed into place: :func:`lib.core.io.atomic_path`), so an interrupted save never leaves a truncated
     checkpoint behind.
 
     Args:
@@ -198,14 +199,6 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, epoch: int = 0
         gen_optimizer = gen_optimizer.state_dict()
     ckpt = {'epoch': epoch, 'gen_state_dict': official_state_dict(model), 'performance': performance,
             'gen_optimizer': gen_optimizer, **extra}
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        torch.save(ckpt, f)
     return path

@@ -23,7 +23,7 @@ from smplx import SMPLLayer
 from smplx.lbs import vertices2joints
 from smplx.utils import SMPLOutput, Struct
 
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 from lib.utils.joints import NUM_EXTRA_JOINTS, SMPL_54_TO_SPIN_49
 
 NUM_BETAS = 10

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torchvision
 
 from lib.models.regressor import IterativeRegressor
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 
 SPIN_SOURCE = ("spin_model_checkpoint.pth.tar comes with SPIN's data (github.com/nkolot/SPIN, "
                "fetch_data.sh) and the GLoT/TCMR base_data download")

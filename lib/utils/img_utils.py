@@ -29,7 +29,7 @@ import scipy.ndimage
 import scipy.signal
 import torch
 
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+from lib.core.io import atomic_write
 from scripts.benchmarks import ensure_assets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +45,7 @@ def prepare(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     ensure_assets(root, spin=False)
     make_synthetic_data(root, seed=0, sizes=SIZES, only=tuple(SIZES), raw_3dpw=False)
-    stamp.write_text(json.dumps({k: list(v) for k, v in SIZES.items()}))
+    atomic_write(stamp, json.dumps({k: list(v) for k, v in SIZES.items()}))
 
 
 def run(args) -> None:

@@ -6,7 +6,7 @@
         --root data --frames 120 --width 1280 --height 720
 
 Generates (once per ``--root``) the SMPL stand-ins, a walking-people video and, without ``--checkpoint``, a
-randomly initialised Table-1 3DPW GLoT, then runs the demo pipeline in-process (``lib.core.demo.run_demo``)
+randomly initialised Table-1 3DPW GLoT, then runs the demo pipeline in-process (``lib.demo.pipeline.run_demo``)
 and prints the seconds and frames/s of every stage. ``--detector bbox`` feeds the true boxes as a
 ``--bbox_file`` (detection then costs nothing); ``hog`` and ``torchvision`` run those detectors.
 """
@@ -59,7 +59,7 @@ def prepare(root: Path, args) -> tuple[Path, Path, Path]:
 
 def run(args) -> None:
     from lib.core.config import load_config
-    from lib.core.demo import STAGES, DemoOptions, GLoTPredictor, run_demo
+    from lib.demo.pipeline import STAGES, DemoOptions, GLoTPredictor, run_demo
 
     root = Path(args.root)
     video, boxes, ckpt = prepare(root, args)

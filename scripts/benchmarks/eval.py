@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lib.core.io import atomic_write
 from scripts.benchmarks import ensure_assets
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +93,7 @@ def prepare(root: Path, sequences: int, frames: int) -> Path:
     if not db.is_file() or not stamp.is_file() or json.loads(stamp.read_text()) != size:
         make_synthetic_data(root, seed=0, sizes={'3dpw_test': (sequences, frames)}, only=('3dpw_test',),
                             raw_3dpw=False)
-        stamp.write_text(json.dumps(size))
+        atomic_write(stamp, json.dumps(size))
     ckpt = root / 'glot_random_table1_3dpw.pth.tar'
     if not ckpt.is_file():
         import torch

@@ -175,7 +175,7 @@ def run(args) -> None:
 def _start_official(args, root: Path, device, batch: int) -> subprocess.Popen:
     harness = Path(args.compare_official).resolve()
     if not (harness / '_harness.py').is_file():
-        from lib.utils.errors import UserError
+        from lib.core.errors import UserError
         raise UserError(f'--compare-official {harness}: no _harness.py there')
     official_cfg = args.official_cfg or str(harness / 'official' / 'configs' / 'repr_table1_3dpw.yaml')
     cmd = [sys.executable, '-c', _OFFICIAL_WORKER, str(harness), official_cfg, str(root / 'base_data'),

@@ -72,9 +72,9 @@ def run(args) -> None:
     import torch
 
     from lib.core.config import load_config, resolve_device
-    from lib.core.loss import build_loss
-    from lib.core.schedule import build_lr_scheduler
-    from lib.core.trainer import Trainer, build_optimizer
+    from lib.train.loss import build_loss
+    from lib.train.schedule import build_lr_scheduler
+    from lib.train.trainer import Trainer, build_optimizer
     from lib.dataset.loaders import batch_split
     from lib.models import build_model
 

@@ -8,7 +8,7 @@ regressor from the SPIN checkpoint), the loss, Adam, the schedule and the loader
 Order of events in one epoch (``Trainer.fit``):
 
 1. ``NUM_ITERS_PER_EPOCH`` steps. One step: next (2D, 3D) batch (2D clips first) -> forward with masking
-   (``is_train=True``) -> :class:`~lib.core.loss.GLoTLoss` -> finite check (stops *before* any update, with
+   (``is_train=True``) -> :class:`~lib.train.loss.GLoTLoss` -> finite check (stops *before* any update, with
    the step and the first non-finite term) -> backward -> optimizer step -> TensorBoard scalars, tqdm
    running loss -> ``after_step`` hook -> stop request (SIGINT / SIGTERM) honoured here.
 2. Validation on the ``TRAIN.DATASET_EVAL`` VAL file when ``epoch + 1 >= val_epoch`` (official): MPJPE,
@@ -41,7 +41,6 @@ import math
 import os
 import platform
 import random
-import shutil
 import signal
 import sys
 import time
@@ -57,10 +56,11 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from lib.core.config import ConfigError, db_path, resolve_device, resolve_path
-from lib.core.loss import GLoTLoss, build_loss
-from lib.core.schedule import WarmupCosineLR, build_lr_scheduler
+from lib.train.loss import GLoTLoss, build_loss
+from lib.train.schedule import WarmupCosineLR, build_lr_scheduler
 from lib.utils import metrics
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
+from lib.core.io import atomic_copy, atomic_write
 from lib.utils.geometry import axis_angle_to_rotmat
 from lib.utils.joints import MPII3D_TEST_PELVIS, perm_indices
 
@@ -456,7 +456,7 @@ class Trainer:
             f'epoch {self.epoch + 1} step {self.iteration}/{self.num_iters}'
         logger.info('saved %s (%s)', path, where)
         if best:
-            _atomic_copy(path, self.out_dir / BEST_CHECKPOINT)
+            atomic_copy(path, self.out_dir / BEST_CHECKPOINT)
             logger.info('new best PA-MPJPE %.2f mm: saved %s', self.best_performance, self.out_dir / BEST_CHECKPOINT)
 
     # ----------------------------------------------------------------------------------------- validation
@@ -596,18 +596,6 @@ def validation_metrics(pred: torch.Tensor, gt: torch.Tensor, pve: torch.Tensor) 
         out['accel'] = accel.item() * M_TO_MM
         out['accel_err'] = metrics.accel_error(pred, gt).mean().item() * M_TO_MM
     return out
-
-
-def _atomic_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
-    try:
-        shutil.copyfile(src, tmp)
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _amp_dtype(name: str, device: torch.device):
@@ -770,7 +758,7 @@ def _train(cfg, ctx: DistContext, device: torch.device, after_step, progress) ->
         raise ConfigError(f"TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} is smaller than the {ctx.world_size} processes")
     if ctx.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / 'config.yaml').write_text(cfg.dump())
+        atomic_write(out_dir / 'config.yaml', cfg.dump())
     with _logging(out_dir, ctx.is_main):
         logger.info('command: %s', ' '.join(sys.argv))
         logger.info('python %s, torch %s, %s, device %s, %d process(es)', platform.python_version(),

@@ -2,7 +2,7 @@
 
 Stages (spec B.8, each with a tqdm bar and a line in the timing summary):
 
-1. **detection**: person boxes per frame from a detector (``lib/utils/detection.py``) or a ``--bbox_file``.
+1. **detection**: person boxes per frame from a detector (``lib/demo/detection.py``) or a ``--bbox_file``.
 2. **tracking**: Hungarian IoU tracks, gaps filled, tracks shorter than ``DEMO.MIN_TRACK_LEN`` (official 25)
    dropped, square boxes ``(cx, cy, w, h)`` with ``w = h = max``, smoothed over time.
 3. **features**: 224 x 224 crops at ``DEMO.BBOX_SCALE`` (1.2), ImageNet-normalised, SPIN ResNet-50 features
@@ -10,7 +10,7 @@ Stages (spec B.8, each with a tqdm bar and a line in the timing summary):
 4. **model**: GLoT on one 16-frame window per tracked frame (the frame at window index 8, the 8 frames
    before and 7 after, in order), then the crop camera converted to the whole image (``orig_cam``) exactly as
    the official demo.
-5. **render**: meshes drawn over the frames (``lib/utils/renderer.py``), written as ``<name>_glot_output.mp4``.
+5. **render**: meshes drawn over the frames (``lib/demo/renderer.py``), written as ``<name>_glot_output.mp4``.
 
 :class:`GLoTPredictor` holds the two networks and runs stages 3-4 on given tracks; :func:`run_demo` runs
 everything for one video and writes the outputs. Outputs are only written once the input has been checked
@@ -19,7 +19,6 @@ and a person was found; every file is written under a temporary name and renamed
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -28,20 +27,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
-import joblib
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device, resolve_path
-from lib.utils.detection import BoxFile, build_detector, read_bbox_file
-from lib.utils.errors import UserError
+from lib.demo.cache import StageCache, file_key, save_joblib, video_key
+from lib.demo.detection import BoxFile, build_detector, read_bbox_file
+from lib.core.errors import UserError
 from lib.utils.geometry import convert_crop_cam_to_orig_img
 from lib.utils.img_utils import crop_image
-from lib.utils.renderer import Mesh, MeshRenderer, track_color, write_obj
-from lib.utils.tracking import (Track, drop_short_tracks, fill_gaps, smooth_boxes, square_boxes,
+from lib.demo.renderer import Mesh, MeshRenderer, track_color, write_obj
+from lib.demo.tracking import (Track, drop_short_tracks, fill_gaps, smooth_boxes, square_boxes,
                                 track_detections)
-from lib.utils.video import FrameReader, VideoInfo, VideoWriter
+from lib.demo.video import FrameReader, VideoInfo, VideoWriter
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +48,6 @@ STAGES = ('detection', 'tracking', 'features', 'model', 'render')
 RESULT_KEYS = ('pred_cam', 'orig_cam', 'verts', 'pose', 'betas', 'joints3d', 'joints2d', 'bboxes', 'frame_ids')
 RESULTS_FILE = 'glot_output.pkl'
 GENDERS = ('neutral', 'male', 'female')
-# Bump when the cached detection / feature formats change.
-_CACHE_VERSION = 1
 
 
 @dataclass
@@ -302,7 +299,7 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps")
     if predictor is None:
         weight_files(cfg, checkpoint)
-    cache = _Cache(output_dir / 'cache', enabled=cfg.DEMO.CACHE)
+    cache = StageCache(output_dir / 'cache', enabled=cfg.DEMO.CACHE)
 
     with watch.stage('detection'):
         detections, track_ids, num_frames, pending = _detections(cfg, reader, options, box_file, cache)
@@ -331,7 +328,7 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
 
     files = []
     if options.save_pkl:
-        files.append(_atomic_joblib(results, output_dir / RESULTS_FILE))
+        files.append(save_joblib(results, output_dir / RESULTS_FILE))
     if options.render or options.save_obj:
         with watch.stage('render'):
             files += _render(cfg, reader, info, results, predictor.faces, output_dir, name, options, num_frames)
@@ -353,14 +350,14 @@ def _check_settings(cfg, options: DemoOptions) -> None:
         raise ConfigError(f"DEMO.RENDER_ALPHA {cfg.DEMO.RENDER_ALPHA} must be in [0, 1]")
 
 
-def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFile | None, cache: '_Cache'):
+def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFile | None, cache: StageCache):
     """Per-frame detections ``(n_f, 5)``, track ids from a box file (or None), the decoded frame count, and
     the cache entry still to be written (written only once a person is found)."""
     info = reader.info
     if box_file is not None:
         return box_file.detections, box_file.track_ids, info.num_frames, None
     kind = options.detector or cfg.DEMO.DETECTOR
-    key = {'video': _video_key(info), 'detector': kind,
+    key = {'video': video_key(info), 'detector': kind,
            'settings': {k: cfg.DEMO[k] for k in ('TORCHVISION_MODEL', 'DETECTOR_WEIGHTS', 'DETECTION_THRESHOLD',
                                                  'HOG_HIT_THRESHOLD', 'HOG_RESIZE')}}
     cached = cache.load('detections', key)
@@ -385,12 +382,12 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
 
 
 def _features(predictor: GLoTPredictor, reader: FrameReader, tracks: list[PersonTrack], info: VideoInfo,
-              cache: '_Cache') -> dict[int, torch.Tensor]:
+              cache: StageCache) -> dict[int, torch.Tensor]:
     digest = hashlib.sha1()
     for t in tracks:
         digest.update(np.int64(t.track_id).tobytes() + t.frames.tobytes() + t.bboxes.astype(np.float64).tobytes())
-    key = {'video': _video_key(info), 'tracks': digest.hexdigest(), 'scale': predictor.cfg.DEMO.BBOX_SCALE,
-           'spin': _file_key(predictor.spin_checkpoint)}
+    key = {'video': video_key(info), 'tracks': digest.hexdigest(), 'scale': predictor.cfg.DEMO.BBOX_SCALE,
+           'spin': file_key(predictor.spin_checkpoint)}
     cached = cache.load('features', key)
     if cached is not None:
         logger.info('features: reusing cached SPIN features')
@@ -442,55 +439,6 @@ def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.
 @contextmanager
 def _nothing():
     yield None
-
-
-def _atomic_joblib(obj, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.partial')
-    try:
-        joblib.dump(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def _file_key(path: Path) -> dict:
-    stat = Path(path).stat()
-    return {'path': str(Path(path).resolve()), 'size': stat.st_size, 'mtime_ns': stat.st_mtime_ns}
-
-
-def _video_key(info: VideoInfo) -> dict:
-    if info.is_folder:
-        return {'folder': str(info.path.resolve()), 'frames': info.num_frames,
-                'mtime_ns': max(p.stat().st_mtime_ns for p in info.path.iterdir())}
-    return _file_key(info.path)
-
-
-class _Cache:
-    """joblib files ``<dir>/<name>.pkl`` holding ``{'key': ..., 'value': ...}``; a value is reused only when
-    the stored key equals the current one."""
-
-    def __init__(self, folder: Path, enabled: bool = True):
-        self.folder = folder
-        self.enabled = enabled
-
-    def load(self, name: str, key: dict):
-        path = self.folder / f'{name}.pkl'
-        if not self.enabled or not path.is_file():
-            return None
-        try:
-            stored = joblib.load(path)
-        except Exception:  # a cache we cannot read is recomputed, never trusted
-            return None
-        if stored.get('version') != _CACHE_VERSION or stored.get('key') != json.loads(json.dumps(key)):
-            return None
-        return stored['value']
-
-    def save(self, name: str, key: dict, value) -> None:
-        if self.enabled:
-            _atomic_joblib({'version': _CACHE_VERSION, 'key': json.loads(json.dumps(key)), 'value': value},
-                           self.folder / f'{name}.pkl')
 
 
 def _log_summary(result: DemoResult) -> None:

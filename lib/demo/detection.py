@@ -31,8 +31,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lib.utils.errors import UserError
-from lib.utils.tracking import box_iou
+from lib.core.errors import UserError
+from lib.demo.tracking import box_iou
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lib.core.io import atomic_write
+
 # 180 degrees about x: SMPL / camera frame (y down, z away) -> OpenGL frame (y up, z towards the viewer).
 FLIP_X = np.diag([1.0, -1.0, -1.0])
 # Directions towards the lights (OpenGL camera frame: x right, y up, z towards the viewer) and intensities.
@@ -268,13 +270,10 @@ class MeshRenderer:
 
 def write_obj(path: str | os.PathLike, verts: np.ndarray, faces: np.ndarray) -> None:
     """Write a mesh as Wavefront .obj, rotated 180 degrees about x like the official demo's exports
-    (``verts (V, 3)`` SMPL frame metres, ``faces (F, 3)`` 0-based). Written to a temporary name, then
-    renamed into place."""
+    (``verts (V, 3)`` SMPL frame metres, ``faces (F, 3)`` 0-based). Written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     v = np.asarray(verts, dtype=np.float64) @ FLIP_X.T
     lines = ['v %.6f %.6f %.6f' % tuple(p) for p in v]
     lines += ['f %d %d %d' % tuple(f) for f in np.asarray(faces, dtype=np.int64) + 1]
-    tmp = path.with_name(path.name + '.partial')
-    tmp.write_text('\n'.join(lines) + '\n')
-    os.replace(tmp, path)
+    atomic_write(path, '\n'.join(lines) + '\n')

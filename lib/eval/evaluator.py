@@ -33,7 +33,6 @@ import json
 import logging
 import os
 import pickle
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,8 @@ from tqdm import tqdm
 
 from lib.core.config import resolve_path
 from lib.dataset.windowing import clamped_windows, official_frame_order
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
+from lib.core.io import atomic_write
 from lib.utils.joints import MPII3D_TEST_PELVIS, perm_indices
 from lib.utils.metrics import (accel_error, centre_on_hips, centre_on_joint, mpjpe, pa_mpjpe,
                                per_vertex_error)
@@ -543,7 +543,7 @@ def format_table(result: EvalResult) -> str:
 
 
 def write_results(result: EvalResult, out_dir: str | os.PathLike, info: dict) -> None:
-    """Write the result files into ``out_dir``, each atomically (temporary file, then ``os.replace``), with
+    """Write the result files into ``out_dir``, each atomically (:func:`lib.core.io.atomic_write`), with
     ``results.json`` last:
 
     - ``per_frame.npz``: ``sequence_names (S,)`` and, for every predicted frame (M positions, sequences
@@ -562,27 +562,16 @@ def write_results(result: EvalResult, out_dir: str | os.PathLike, info: dict) ->
         arrays.update({f'{row}__{metric}': value for metric, value in values.items()})
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    _atomic_write(out_dir / FRAMES_FILE, buf.getvalue())
+    atomic_write(out_dir / FRAMES_FILE, buf.getvalue())
     text = io.StringIO()
     writer = csv.writer(text, lineterminator='\n')
     writer.writerow(['dataset', 'protocol', 'sequence', 'frames', *(f'{m}_mm' for m in METRICS)])
     for seq in result.sequences:
         writer.writerow([result.dataset, seq['protocol'], seq['sequence'], seq['frames'],
                          *('' if seq[m] is None else f'{seq[m]:.4f}' for m in METRICS)])
-    _atomic_write(out_dir / SEQUENCES_FILE, text.getvalue())
-    _atomic_write(out_dir / INFO_FILE, json.dumps(info, indent=2) + '\n')
-    _atomic_write(out_dir / RESULTS_FILE, json.dumps(result.summary, indent=2) + '\n')
-
-
-def _atomic_write(path: Path, data: str | bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb' if isinstance(data, bytes) else 'w') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out_dir / SEQUENCES_FILE, text.getvalue())
+    atomic_write(out_dir / INFO_FILE, json.dumps(info, indent=2) + '\n')
+    atomic_write(out_dir / RESULTS_FILE, json.dumps(result.summary, indent=2) + '\n')
 
 
 def threedpw_genders(cfg, vid_names: np.ndarray) -> np.ndarray:
@@ -609,9 +598,9 @@ def threedpw_genders(cfg, vid_names: np.ndarray) -> np.ndarray:
 
 
 def _renderer_module():
-    """``lib.utils.renderer`` (an optional part); UserError if it is not there."""
+    """``lib.demo.renderer`` (an optional part); UserError if it is not there."""
     try:
-        return importlib.import_module('lib.utils.renderer')
+        return importlib.import_module('lib.demo.renderer')
     except ImportError as err:
         raise UserError(f"--render: renderer not available ({err}); run without --render") from None
 
@@ -653,7 +642,7 @@ def render_predictions(renderer, cfg, result: EvalResult, image_paths: np.ndarra
     import cv2
 
     from lib.utils.geometry import convert_crop_cam_to_orig_img
-    from lib.utils.video import VideoWriter
+    from lib.demo.video import VideoWriter
 
     frames, preds = result.frames, result.predictions
     limit = int(cfg.EVAL.RENDER_FRAMES)

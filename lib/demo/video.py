@@ -15,7 +15,8 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from lib.utils.errors import UserError
+from lib.core.errors import UserError
+from lib.core.io import atomic_path
 
 # Frame rate given to image folders (the official demo resampled every video to NTSC 29.97 fps).
 IMAGE_FOLDER_FPS = 30000 / 1001
@@ -147,8 +148,8 @@ def _read_image(path: Path) -> np.ndarray:
 class VideoWriter:
     """mp4 writer (OpenCV, codec ``mp4v``) that renames the finished file into place.
 
-    Use as a context manager: frames go to ``<stem>.partial.mp4`` next to ``path``; on a clean exit the file is
-    renamed to ``path`` (``os.replace``), on an exception it is deleted. Frames are ``(H, W, 3)`` uint8 BGR of
+    Use as a context manager: frames go to a temporary file next to ``path`` (:func:`lib.core.io.atomic_path`);
+    on a clean exit with at least one frame it is renamed to ``path``, otherwise it is deleted. Frames are ``(H, W, 3)`` uint8 BGR of
     the size given here.
     """
 
@@ -157,15 +158,16 @@ class VideoWriter:
         self.size = (int(size[0]), int(size[1]))
         self.fps = float(fps)
         self.count = 0
-        self._tmp = self.path.with_name(self.path.stem + '.partial.mp4')
+        self._target = atomic_path(self.path)
+        self._tmp: Path | None = None
         self._writer: cv2.VideoWriter | None = None
 
     def __enter__(self) -> 'VideoWriter':
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self._target.__enter__()
         self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*'mp4v'), self.fps, self.size)
         if not self._writer.isOpened():
             self._writer.release()
-            self._tmp.unlink(missing_ok=True)
+            self._target.__exit__(UserError, None, None)
             raise UserError(f"OpenCV cannot write mp4 video {self._tmp} (no mp4v encoder in this OpenCV build?)")
         return self
 
@@ -179,7 +181,10 @@ class VideoWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._writer.release()
-        if exc_type is None and self.count > 0:
-            os.replace(self._tmp, self.path)
-        else:
-            self._tmp.unlink(missing_ok=True)
+        if exc_type is None and self.count == 0:
+            exc_type = exc = _NoFrames()
+        self._target.__exit__(exc_type, exc, tb)  # renames on success, removes the file otherwise
+
+
+class _NoFrames(Exception):
+    """A video writer closed without frames: nothing is written."""

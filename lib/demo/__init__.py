@@ -1,0 +1,1 @@
+"""The demo: detection, tracking, features, GLoT, rendering, caching and exports for videos."""

@@ -1,0 +1,1 @@
+"""Evaluation: the test protocol, its orchestration, result files and rendering."""

@@ -1,0 +1,1 @@
+"""Training: the loop, loss, learning-rate schedule, distributed helpers, RNG state, validation, run set-up."""
