@@ -11,6 +11,8 @@ import logging
 
 from lib.core.cli import config_argument_parser, config_from_args, run_main
 
+logger = logging.getLogger('lib.demo.cli')
+
 EPILOG = """examples:
   python demo.py --vid_file my_video.mp4 --cfg configs/repr_table1_3dpw.yaml --checkpoint data/pretrained_models/table1_3dpw_weights.pth.tar
   python demo.py --vid_file frames_folder/ --cfg configs/repr_table2_3dpw.yaml --checkpoint data/pretrained_models/table2_3dpw_weights.pth.tar --detector hog --sideview
@@ -55,13 +57,12 @@ def main(argv=None) -> None:
     from lib.demo.pipeline import DemoOptions, run_demo
 
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
     extra = ['DEVICE', f'cuda:{args.gpu}'] if args.gpu is not None else []
     cfg = config_from_args(args, extra)
     if args.display:
-        logging.info('note: --display is ignored (this demo is headless; open the output video instead)')
+        logger.info('note: --display is ignored (this demo is headless; open the output video instead)')
     if args.yolo_img_size is not None:
-        logging.info('note: --yolo_img_size is ignored (no YOLO detector here; see --detector)')
+        logger.info('note: --yolo_img_size is ignored (no YOLO detector here; see --detector)')
     options = DemoOptions(detector=args.detector, bbox_file=args.bbox_file,
                           tracker_batch_size=args.tracker_batch_size, save_pkl=args.save_pkl,
                           save_obj=args.save_obj, sideview=args.sideview, render_plain=args.render_plain,

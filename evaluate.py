@@ -7,8 +7,6 @@ lib/eval/evaluator.py.
 """
 from __future__ import annotations
 
-import logging
-
 from lib.core.cli import config_argument_parser, config_from_args, run_main
 from lib.eval.evaluator import EVAL_SETS, run_evaluation, eval_set_spec
 
@@ -38,7 +36,6 @@ def main() -> None:
     if args.data_root:
         extra += ['DATA_ROOT', args.data_root]
     cfg = config_from_args(args, extra)
-    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
     run_evaluation(cfg, args.dataset, output_dir=args.output_dir, render=args.render, cfg_file=args.cfg)
 
 

@@ -1,9 +1,10 @@
-"""Train GLoT with the official recipe (lib/train/trainer.py does the work)."""
+"""Train GLoT with the official recipe (lib/train/launch.py sets the run up, lib/train/loop.py trains)."""
 from __future__ import annotations
 
 import sys
 
 from lib.core.cli import config_argument_parser, config_from_args, run_main
+from lib.train.launch import train
 
 EPILOG = """examples:
   python train.py --cfg configs/repr_table1_3dpw.yaml
@@ -28,8 +29,6 @@ def main(argv=None) -> None:
         args.opts.remove('--resume')
         args.resume = True
     cfg = config_from_args(args, ['TRAIN.RESUME', 'auto'] if args.resume else [])
-
-    from lib.train.trainer import train
 
     result = train(cfg)
     if result['stop_signal'] is not None:

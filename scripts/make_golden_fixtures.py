@@ -32,7 +32,7 @@ from lib.core.io import atomic_path  # noqa: E402
 from lib.eval.evaluator import run_evaluation  # noqa: E402
 from lib.models import build_model, save_checkpoint  # noqa: E402
 from lib.models.smpl import load_h36m_regressor  # noqa: E402
-from lib.train.trainer import train  # noqa: E402
+from lib.train.launch import train  # noqa: E402
 from lib.train.loss import build_loss  # noqa: E402
 from scripts.make_synthetic_assets import make_synthetic_assets  # noqa: E402
 from scripts.make_synthetic_data import make_synthetic_data  # noqa: E402

@@ -17,7 +17,7 @@ HALF_PI = math.pi / 2
     ([math.pi, 0, 0], RX180), ([0., 0, 0], torch.eye(3)),
 ])
 def test_axis_angle_to_rotmat_known_rotations(aa, rotmat):
-    assert torch.allclose(g.batch_rodrigues(torch.tensor([aa])), rotmat[None], atol=1e-6)
+    assert torch.allclose(g.spin_rodrigues(torch.tensor([aa])), rotmat[None], atol=1e-6)
     assert torch.allclose(g.axis_angle_to_rotmat(torch.tensor([[aa]])), rotmat[None, None], atol=1e-6)
 
 
@@ -31,7 +31,7 @@ def test_rotmat_to_axis_angle_known_rotations(rotmat, aa):
 def test_rotmat_to_axis_angle_of_180_degrees_has_angle_pi():
     aa = g.rotmat_to_axis_angle(RX180[None])[0]
     assert aa.norm().item() == pytest.approx(math.pi, abs=1e-5)
-    assert torch.allclose(g.batch_rodrigues(aa[None])[0], RX180, atol=1e-5)
+    assert torch.allclose(g.spin_rodrigues(aa[None])[0], RX180, atol=1e-5)
 
 
 def test_quaternion_of_rx90():
@@ -52,7 +52,7 @@ def test_rot6d_interleaved_layout():
 def test_round_trips_on_random_rotations():
     torch.manual_seed(0)
     aa = torch.randn(64, 3) * 0.8
-    r = g.batch_rodrigues(aa)
+    r = g.spin_rodrigues(aa)
     assert torch.allclose(torch.det(r), torch.ones(64), atol=1e-5)
     assert torch.allclose(g.rotmat_to_axis_angle(r), aa, atol=1e-4)
     assert torch.allclose(g.rot6d_to_rotmat(g.rotmat_to_rot6d(r)), r, atol=1e-5)

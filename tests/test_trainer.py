@@ -16,7 +16,9 @@ import pytest
 import torch
 
 from lib.core.config import load_config
-from lib.train.trainer import CHECKPOINT, BEST_CHECKPOINT, NonFiniteLossError, RankShare, train
+from lib.train.distributed import RankShare
+from lib.train.launch import train
+from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT, NonFiniteLossError
 from lib.core.errors import UserError
 from scripts.make_synthetic_data import make_synthetic_data
 
@@ -190,7 +192,7 @@ def test_two_process_gloo_run(data_root, tmp_path):
 def test_train_cli_resume_flag_and_synthetic_config(monkeypatch):
     import importlib.util
 
-    import lib.train.trainer as trainer_module
+    import lib.train.launch as trainer_module
 
     seen = {}
 

@@ -8,6 +8,7 @@ from typing import Callable
 
 from lib.core.config import load_config
 from lib.core.errors import UserError
+from lib.core.logs import console_logging
 
 
 def config_argument_parser(description: str, epilog: str = '') -> argparse.ArgumentParser:
@@ -26,8 +27,9 @@ def config_from_args(args: argparse.Namespace, extra_opts: list[str] | None = No
 
 
 def run_main(main: Callable[[], object]) -> None:
-    """Run ``main``; a :class:`UserError` becomes one ``error:`` line on stderr and exit status 2, Ctrl-C
-    exit status 130. Anything else is a bug and keeps its traceback."""
+    """Run ``main`` with ``lib.*`` INFO logs on the console; a :class:`UserError` becomes one ``error:`` line
+    on stderr and exit status 2, Ctrl-C exit status 130. Anything else is a bug and keeps its traceback."""
+    console_logging()
     try:
         main()
     except UserError as err:

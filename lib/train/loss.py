@@ -18,7 +18,7 @@ Terms of one branch (``w`` = the config weight):
                difference ``x[t-1] - 2 x[t] + x[t+1]``, zero at both end frames.
 ``vel_3d``     the same motion of the 49 3D joints (not centred), restricted to LSP joints 25:39, plain MSE;
                only ``w_3d`` frames. Global branch: see ``global_vel3d_unmasked``.
-``pose``       ``w * mean((R(p) - R(g))^2)`` over the 24 rotation matrices that ``batch_rodrigues`` builds from
+``pose``       ``w * mean((R(p) - R(g))^2)`` over the 24 rotation matrices that SPIN's Rodrigues builds from
                the axis-angle ``theta[3:75]`` of prediction and ground truth; only ``w_smpl`` frames.
 ``shape``      ``w * mean((p - g)^2)`` over the 10 betas ``theta[75:85]``; only ``w_smpl`` frames.
 =============  ==========================================================================================
@@ -31,13 +31,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lib.utils.geometry import batch_rodrigues
+from lib.models.params import POSE, SHAPE
+from lib.utils.geometry import spin_rodrigues
 from lib.utils.joints import SPIN_COMMON_SLICE
+from lib.utils.metrics import centre_on_hips
 
-# Hips inside the 14 LSP joints (COMMON_14 order): right hip, left hip.
-_LSP_RHIP, _LSP_LHIP = 2, 3
-_POSE = slice(3, 75)
-_SHAPE = slice(75, 85)
 
 
 class GLoTLoss(nn.Module):
@@ -185,17 +183,12 @@ def _kp_3d_mse(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None) 
     """MSE of the 14 LSP joints, each set centred on its own mid-hip; ``(N, 49, 3)`` inputs, ``mask (N,)``."""
     if gt.shape[0] == 0:
         return gt.new_zeros(())
-    pred = _centre_on_hips(pred[:, SPIN_COMMON_SLICE])
-    gt = _centre_on_hips(gt[:, SPIN_COMMON_SLICE])
+    pred = centre_on_hips(pred[:, SPIN_COMMON_SLICE])
+    gt = centre_on_hips(gt[:, SPIN_COMMON_SLICE])
     err = (pred - gt) ** 2
     if mask is not None:
         err = err * mask[:, None, None]
     return err.mean()
-
-
-def _centre_on_hips(joints: torch.Tensor) -> torch.Tensor:
-    """``(N, 14, 3)`` LSP joints minus the mid-point of their hips."""
-    return joints - (joints[:, _LSP_RHIP] + joints[:, _LSP_LHIP])[:, None] / 2
 
 
 def _smpl_mse(pred_theta: torch.Tensor, gt_theta: torch.Tensor,
@@ -205,10 +198,10 @@ def _smpl_mse(pred_theta: torch.Tensor, gt_theta: torch.Tensor,
         zero = gt_theta.new_zeros(())
         return zero, zero
     # (N, 72) axis-angle -> (N * 24, 3) -> (N, 24, 3, 3)
-    pred_rot = batch_rodrigues(pred_theta[:, _POSE].reshape(-1, 3)).reshape(-1, 24, 3, 3)
-    gt_rot = batch_rodrigues(gt_theta[:, _POSE].reshape(-1, 3)).reshape(-1, 24, 3, 3)
+    pred_rot = spin_rodrigues(pred_theta[:, POSE].reshape(-1, 3)).reshape(-1, 24, 3, 3)
+    gt_rot = spin_rodrigues(gt_theta[:, POSE].reshape(-1, 3)).reshape(-1, 24, 3, 3)
     pose_err = (pred_rot - gt_rot) ** 2
-    shape_err = (pred_theta[:, _SHAPE] - gt_theta[:, _SHAPE]) ** 2
+    shape_err = (pred_theta[:, SHAPE] - gt_theta[:, SHAPE]) ** 2
     if mask is not None:
         pose_err = pose_err * mask[:, None, None, None]
         shape_err = shape_err * mask[:, None]

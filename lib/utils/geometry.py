@@ -54,11 +54,13 @@ def quat_to_rotmat(quat: torch.Tensor) -> torch.Tensor:
     return torch.stack(rows, dim=1).view(-1, 3, 3)
 
 
-def batch_rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:
-    """Axis-angle ``(N, 3)`` to rotation matrices ``(N, 3, 3)`` through a unit quaternion.
+def spin_rodrigues(axis_angle: torch.Tensor) -> torch.Tensor:
+    """Axis-angle ``(N, 3)`` to rotation matrices ``(N, 3, 3)`` through a unit quaternion (SPIN's
+    ``batch_rodrigues``, used by the released loss; smplx's differently computed formula is
+    :func:`lib.models.params.smpl_from_axis_angle`'s).
 
-    ``1e-8`` is added to every component before taking the norm (official ``batch_rodrigues``), so a zero
-    vector gives the identity.
+    ``1e-8`` is added to every component before taking the norm (as SPIN does), so a zero vector gives the
+    identity.
     """
     angle = torch.norm(axis_angle + 1e-8, p=2, dim=1).unsqueeze(-1)
     axis = axis_angle / angle
@@ -121,8 +123,8 @@ def rotmat_to_axis_angle(rotmat: torch.Tensor) -> torch.Tensor:
 
 
 def axis_angle_to_rotmat(axis_angle: torch.Tensor) -> torch.Tensor:
-    """Axis-angle ``(..., 3)`` to rotation matrices ``(..., 3, 3)`` (``batch_rodrigues`` on any batch shape)."""
-    return batch_rodrigues(axis_angle.reshape(-1, 3)).reshape(*axis_angle.shape[:-1], 3, 3)
+    """Axis-angle ``(..., 3)`` to rotation matrices ``(..., 3, 3)`` (:func:`spin_rodrigues` on any batch shape)."""
+    return spin_rodrigues(axis_angle.reshape(-1, 3)).reshape(*axis_angle.shape[:-1], 3, 3)
 
 
 def weak_perspective_translation(cam: torch.Tensor, focal_length: float = FOCAL_LENGTH,

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import torch
 
-from lib.utils.joints import COMMON_LHIP, COMMON_RHIP
+from lib.utils.joints import COMMON_LHIP, COMMON_RHIP, MPII3D_TEST_PELVIS, perm_indices
+
+M_TO_MM = 1000.0
+_SPIN_TO_COMMON = perm_indices('spin', 'common')
+_SPIN_TO_MPII3D_TEST = perm_indices('spin', 'mpii3d_test')
 
 
 def centre_on_hips(joints: torch.Tensor) -> torch.Tensor:
@@ -32,6 +36,23 @@ def centre_on_hips(joints: torch.Tensor) -> torch.Tensor:
 def centre_on_joint(joints: torch.Tensor, index: int) -> torch.Tensor:
     """Subtract joint ``index`` from all joints of ``(N, J, 3)`` (MPI-INF-3DHP: pelvis = index 14 of 17)."""
     return joints - joints[:, index:index + 1]
+
+
+def scored_joints(joints: torch.Tensor, lsp: bool) -> torch.Tensor:
+    """Joints as validation and evaluation score them, centred.
+
+    ``lsp``: the 14 LSP joints (``COMMON_14`` order; 49 SPIN joints are reduced to them) centred on the
+    mid-hip (3DPW, Human3.6M). Otherwise the 17 ``mpii3d_test`` joints (49 SPIN joints are reduced to them)
+    centred on the pelvis (MPI-INF-3DHP). ``joints (N, 14 | 17 | 49, 3)`` -> ``(N, 14 | 17, 3)``.
+    """
+    if lsp:
+        return centre_on_hips(joints[:, _SPIN_TO_COMMON] if joints.shape[1] == 49 else joints)
+    return centre_on_joint(joints[:, _SPIN_TO_MPII3D_TEST] if joints.shape[1] == 49 else joints, MPII3D_TEST_PELVIS)
+
+
+def joint_errors(pred: torch.Tensor, gt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-frame ``mpjpe`` and ``pa_mpjpe`` ``(N,)`` of centred joints ``(N, J, 3)`` (units of the input)."""
+    return {'mpjpe': mpjpe(pred, gt), 'pa_mpjpe': pa_mpjpe(pred, gt)}
 
 
 def similarity_procrustes(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:

@@ -74,7 +74,8 @@ def run(args) -> None:
     from lib.core.config import load_config, resolve_device
     from lib.train.loss import build_loss
     from lib.train.schedule import build_lr_scheduler
-    from lib.train.trainer import Trainer, build_optimizer
+    from lib.train.launch import build_optimizer
+    from lib.train.loop import Trainer
     from lib.dataset.loaders import batch_split
     from lib.models import build_model
 

@@ -1,0 +1,67 @@
+"""Logging for the entry points: ``lib.*`` log lines on the console (without breaking tqdm bars) and in a
+``log.txt`` beside each run's outputs.
+
+``train.py``, ``evaluate.py`` and ``demo.py`` call :func:`console_logging` once at start-up (through
+:func:`lib.core.cli.run_main`) and wrap their work in :func:`log_file` as soon as their output folder is
+known. Records logged with ``extra={'file_only': True}`` (the full config dump) go to the file only.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from tqdm import tqdm
+
+LOG_FILE = 'log.txt'
+FORMAT = logging.Formatter('[%(asctime)s] %(message)s', '%Y-%m-%d %H:%M:%S')
+_PACKAGE = 'lib'
+
+
+class TqdmHandler(logging.StreamHandler):
+    """Console lines on stderr through ``tqdm.write`` (bars stay intact); skips ``file_only`` records."""
+
+    def emit(self, record):
+        if getattr(record, 'file_only', False):
+            return
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+def console_logging(level: int = logging.INFO) -> None:
+    """Show ``lib.*`` records of ``level`` and above on the console (idempotent)."""
+    package = logging.getLogger(_PACKAGE)
+    if not any(isinstance(h, TqdmHandler) for h in package.handlers):
+        handler = TqdmHandler()
+        handler.setFormatter(FORMAT)
+        package.addHandler(handler)
+    package.setLevel(level)
+
+
+@contextmanager
+def log_file(out_dir: str | Path | None, is_main: bool = True) -> Iterator[Path | None]:
+    """Also write ``lib.*`` INFO records to ``out_dir/log.txt`` (appending) while the block runs; on other
+    processes of a distributed job (``is_main`` False) only warnings are logged and no file is written.
+    Yields the log file's path (None when none is written)."""
+    package = logging.getLogger(_PACKAGE)
+    old_level = package.level
+    handler = None
+    path = None
+    if is_main and out_dir is not None:
+        path = Path(out_dir) / LOG_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding='utf-8')
+        handler.setFormatter(FORMAT)
+        package.addHandler(handler)
+    package.setLevel(logging.INFO if is_main else logging.WARNING)
+    try:
+        yield path
+    finally:
+        if handler is not None:
+            package.removeHandler(handler)
+            handler.close()
+        package.setLevel(old_level)

@@ -1,0 +1,191 @@
+"""Setting up and running a training: output folder, resume point, file checks, the model, optimizer,
+schedule and loaders, then :meth:`lib.train.loop.Trainer.fit`.
+
+:func:`train` is what ``train.py`` runs. The output folder ``OUTPUT_DIR/EXP_NAME`` receives ``config.yaml``,
+``log.txt``, TensorBoard events and the checkpoints. Resume (``TRAIN.RESUME`` = a path, or ``auto`` = this
+experiment's ``checkpoint.pth.tar`` if present) continues a run exactly (see :mod:`lib.train.loop`).
+
+Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the model runs in DistributedDataParallel (NCCL on GPUs,
+gloo on CPU). Every rank draws the same global batch of ``TRAIN.BATCH_SIZE`` clips (the single-process batch)
+and computes only its own share of the 2D and of the 3D clips; gradients are averaged. Validation windows are
+split across ranks. Only rank 0 writes files.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import signal
+import sys
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+
+from lib.core.config import ConfigError, db_path, resolve_path
+from lib.core.errors import UserError
+from lib.core.io import atomic_write
+from lib.core.logs import log_file
+from lib.dataset.loaders import batch_split, build_train_loaders, build_val_dataset
+from lib.models import build_model
+from lib.models.smpl import load_h36m_regressor
+from lib.train.distributed import DistContext, RankShare, all_gather, init_distributed
+from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT, Trainer
+from lib.train.loss import build_loss
+from lib.train.rng import seed_everything
+from lib.train.schedule import build_lr_scheduler
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ('Adam', 'AdamW', 'SGD')
+
+
+def output_dir(cfg) -> Path:
+    """``OUTPUT_DIR/EXP_NAME`` (relative to the working directory)."""
+    return Path(cfg.OUTPUT_DIR).expanduser() / cfg.EXP_NAME
+
+
+def resume_path(cfg, out_dir: Path) -> Path | None:
+    """The checkpoint to resume from: ``TRAIN.RESUME`` as a path (relative to the working directory), or
+    for ``auto`` this experiment's checkpoint if it exists; None for a fresh start.
+
+    Raises:
+        UserError: an explicit ``TRAIN.RESUME`` file that does not exist.
+    """
+    value = cfg.TRAIN.RESUME
+    if not value:
+        return None
+    if value == 'auto':
+        path = out_dir / CHECKPOINT
+        return path if path.is_file() else None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        raise UserError(f"TRAIN.RESUME checkpoint not found: {path} (use 'auto' for {out_dir / CHECKPOINT}, "
+                        "or '' to start afresh)")
+    return path
+
+
+def required_files(cfg, fresh: bool) -> list[tuple[str, Path]]:
+    """``(what, path)`` of every file training reads: SMPL assets, the SPIN checkpoint (``fresh`` runs),
+    the training databases with a non-zero batch share and the validation database."""
+    smpl_dir = resolve_path(cfg, cfg.SMPL.MODEL_DIR)
+    files = [('SMPL neutral model', smpl_dir if smpl_dir.suffix == '.pkl' else smpl_dir / 'SMPL_NEUTRAL.pkl'),
+             ('SMPL mean parameters', resolve_path(cfg, cfg.SMPL.MEAN_PARAMS)),
+             ('J_regressor_extra', resolve_path(cfg, cfg.SMPL.J_REGRESSOR_EXTRA)),
+             ('J_regressor_h36m', resolve_path(cfg, cfg.SMPL.J_REGRESSOR_H36M))]
+    if fresh:
+        files.append(('SPIN checkpoint (TRAIN.PRETRAINED_REGRESSOR)',
+                      resolve_path(cfg, cfg.TRAIN.PRETRAINED_REGRESSOR)))
+    n_2d, n_3d = batch_split(cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.DATA_2D_RATIO)
+    for names, n in ((cfg.TRAIN.DATASETS_2D, n_2d), (cfg.TRAIN.DATASETS_3D, n_3d)):
+        if n > 0:
+            files += [(f'{name} training database', db_path(cfg, name, 'TRAIN')) for name in names]
+    files.append((f'{cfg.TRAIN.DATASET_EVAL} validation database', db_path(cfg, cfg.TRAIN.DATASET_EVAL, 'VAL')))
+    return files
+
+
+def check_files(cfg, fresh: bool) -> None:
+    """Raise one :class:`UserError` naming every missing file, before anything is built or trained."""
+    missing = [f'{what} {path}' for what, path in required_files(cfg, fresh) if not path.is_file()]
+    if missing:
+        raise UserError(f"{len(missing)} file(s) needed for training are missing, nothing was trained: "
+                        f"{'; '.join(missing)}. README 'Real data' says where each one comes from (DATA_ROOT "
+                        f"{resolve_path(cfg, '.').resolve()})")
+
+
+def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """``TRAIN.GEN_OPTIM`` over all parameters: Adam with L2 weight decay (official), AdamW or SGD."""
+    name, lr, wd = cfg.TRAIN.GEN_OPTIM, cfg.TRAIN.GEN_LR, cfg.TRAIN.GEN_WD
+    kind = {o.lower(): o for o in OPTIMIZERS}.get(name.lower())
+    if kind == 'Adam':
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+    if kind == 'AdamW':
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    if kind == 'SGD':
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.TRAIN.GEN_MOMENTUM, weight_decay=wd)
+    raise ConfigError(f"TRAIN.GEN_OPTIM '{name}' is not one of {', '.join(OPTIMIZERS)}")
+
+
+def build_train_iterator(cfg, seed: int, ctx: DistContext):
+    """The mixed 2D/3D training iterator; under DDP each stream serves this rank's :class:`RankShare`."""
+    train_iter = build_train_loaders(cfg, seed)
+    if ctx.enabled:
+        for stream in train_iter.streams.values():
+            if stream is not None:
+                stream.clips = RankShare(stream.clips, ctx.rank, ctx.world_size)
+    return train_iter
+
+
+def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bool | None = None) -> dict:
+    """Run (or resume) the training of ``cfg``; see the module docstring.
+
+    Args:
+        after_step: hook called after every step (tests).
+        progress: tqdm bars (None: only on a terminal).
+    Returns:
+        :meth:`Trainer.summary`; ``stop_signal`` is set when SIGINT / SIGTERM ended the run early.
+    Raises:
+        UserError: missing files, an output folder that already holds a checkpoint of another run (resume
+            it or pick another EXP_NAME), bad settings, a non-finite loss.
+    """
+    ctx, device = init_distributed(cfg)
+    try:
+        return _train(cfg, ctx, device, after_step, progress)
+    finally:
+        if ctx.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(cfg, ctx: DistContext, device: torch.device, after_step, progress) -> dict:
+    out_dir = output_dir(cfg)
+    resume = resume_path(cfg, out_dir)
+    if resume is None and (out_dir / CHECKPOINT).is_file():
+        raise UserError(f"{out_dir / CHECKPOINT} exists: continue that run with --resume (TRAIN.RESUME auto), or "
+                        "choose another OUTPUT_DIR / EXP_NAME")
+    check_files(cfg, fresh=resume is None)
+    if cfg.TRAIN.BATCH_SIZE < ctx.world_size:
+        raise ConfigError(f"TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} is smaller than the {ctx.world_size} processes")
+    if ctx.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(out_dir / 'config.yaml', cfg.dump())
+    with log_file(out_dir, ctx.is_main):
+        logger.info('command: %s', ' '.join(sys.argv))
+        logger.info('python %s, torch %s, %s, device %s, %d process(es)', platform.python_version(),
+                    torch.__version__, platform.platform(), device, ctx.world_size)
+        logger.info('config (also in %s):\n%s', out_dir / 'config.yaml', cfg.dump(), extra={'file_only': True})
+        logger.info('output: %s', out_dir)
+        torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK
+        torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC
+        torch.backends.cudnn.enabled = cfg.CUDNN.ENABLED
+        seed = cfg.SEED_VALUE if cfg.SEED_VALUE >= 0 else int.from_bytes(os.urandom(4), 'little')
+        if ctx.enabled:
+            seed = all_gather(ctx, seed)[0]
+        seed_everything(seed)
+
+        model = build_model(cfg, pretrained_regressor=resume is None).to(device)
+        logger.info('GLoT: %d parameters', sum(p.numel() for p in model.parameters()))
+        optimizer = build_optimizer(cfg, model)
+        scheduler = build_lr_scheduler(cfg, optimizer, epoch=cfg.TRAIN.START_EPOCH)
+        train_iter = build_train_iterator(cfg, seed, ctx)
+        val_dataset = build_val_dataset(cfg)
+        logger.info('validation: %d windows of %s', len(val_dataset), cfg.TRAIN.DATASET_EVAL)
+        if ctx.enabled and ctx.rank > 0:
+            seed_everything(seed + ctx.rank)     # own dropout / masking stream per rank (weights come from rank 0)
+        trainer = Trainer(cfg, model, build_loss(cfg), optimizer, scheduler, train_iter, val_dataset,
+                          device=device, out_dir=out_dir, j_regressor=load_h36m_regressor(cfg), ctx=ctx,
+                          tb_dir=Path(cfg.LOGDIR) if cfg.LOGDIR else None, seed=seed, after_step=after_step,
+                          progress=progress)
+        try:
+            if resume is not None:
+                trainer.resume(resume)
+            result = trainer.fit()
+        finally:
+            trainer.close()
+        if result['stop_signal'] is not None:
+            logger.info('stopped by %s at epoch %d step %d; resume with --resume',
+                        signal.Signals(result['stop_signal']).name, result['epoch'] + 1, result['iteration'])
+        else:
+            logger.info('training done: best validation PA-MPJPE %.2f mm (%s)', result['best_pa_mpjpe'],
+                        out_dir / BEST_CHECKPOINT)
+        return result
