@@ -3,12 +3,13 @@
 Prints PA-MPJPE, MPJPE, MPVPE (3DPW) and acceleration error in mm for two frame orders: 'official' (the
 released evaluate.py, which reproduces the paper's tables) and 'corrected'. Writes results.json,
 per_sequence.csv, per_frame.npz and eval_info.json into the output directory. The protocol lives in
-lib/eval/evaluator.py.
+lib/eval/protocol.py, the run in lib/eval/run.py.
 """
 from __future__ import annotations
 
 from lib.core.cli import config_argument_parser, config_from_args, run_main
-from lib.eval.evaluator import EVAL_SETS, run_evaluation, eval_set_spec
+from lib.eval.protocol import EVAL_SETS
+from lib.eval.run import eval_set_spec, run_evaluation
 
 EPILOG = """examples:
   python evaluate.py --cfg configs/repr_table1_3dpw.yaml --dataset 3dpw

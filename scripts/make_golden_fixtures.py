@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from lib.core.config import load_config  # noqa: E402
 from lib.core.io import atomic_path  # noqa: E402
-from lib.eval.evaluator import run_evaluation  # noqa: E402
+from lib.eval.run import run_evaluation  # noqa: E402
 from lib.models import build_model, save_checkpoint  # noqa: E402
 from lib.models.smpl import load_h36m_regressor  # noqa: E402
 from lib.train.launch import train  # noqa: E402

@@ -14,7 +14,8 @@ import pytest
 import torch
 from smplx.lbs import batch_rodrigues
 
-from lib.eval.evaluator import (Evaluator, EVAL_SETS, format_table, select_test_frames, write_results)
+from lib.eval.protocol import EVAL_SETS, Evaluator, select_test_frames
+from lib.eval.report import format_table, write_results
 
 ROW_COLUMN = 200      # feature column holding the DB row, so the fake model can report its windows
 VERTS_COLUMN = 150    # features[150:159] = the 3 "vertices" the fake model predicts
@@ -370,7 +371,7 @@ def test_cli_unknown_dataset_is_one_line(tmp_path):
 @pytest.mark.parametrize('case', ['checkpoint', 'database', 'smpl', 'architecture'])
 def test_bad_input_raises_one_line_user_error(eval_root, synthetic_root, tmp_path, case):
     from lib.core.config import load_config
-    from lib.eval.evaluator import run_evaluation
+    from lib.eval.run import run_evaluation
     from lib.core.errors import UserError
 
     opts = ['DATA_ROOT', str(eval_root), 'DEVICE', 'cpu', 'TRAIN.PRETRAINED', str(eval_root / 'glot.pth.tar')]

@@ -1,4 +1,4 @@
-"""The test protocol of the official evaluate.py (spec B.6), as an importable evaluator.
+"""The test protocol of the released evaluate.py, as an importable evaluator (no files, no config).
 
 Per test set (``3dpw``, ``h36m``, ``mpii3d``):
 
@@ -26,34 +26,20 @@ the subject's gendered SMPL (genders from the raw 3DPW sequence files); their ot
 """
 from __future__ import annotations
 
-import csv
-import importlib
-import io
-import json
 import logging
-import os
-import pickle
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from smplx.lbs import batch_rodrigues
 from tqdm import tqdm
 
-from lib.core.config import resolve_path
 from lib.dataset.windowing import clamped_windows, official_frame_order
-from lib.core.errors import UserError
-from lib.core.io import atomic_write
-from lib.utils.joints import MPII3D_TEST_PELVIS, perm_indices
-from lib.utils.metrics import (accel_error, centre_on_hips, centre_on_joint, mpjpe, pa_mpjpe,
-                               per_vertex_error)
+from lib.models.params import smpl_from_axis_angle, split_theta
+from lib.utils.metrics import M_TO_MM, accel_error, joint_errors, per_vertex_error, scored_joints
 
 logger = logging.getLogger(__name__)
 
-M_TO_MM = 1000.0
 METRICS = ('pa_mpjpe', 'mpjpe', 'mpvpe', 'accel_err')
 PROTOCOLS = ('official', 'corrected')
 GENDERED_SUFFIX = '_gendered'
@@ -85,10 +71,6 @@ EVAL_SETS = {
     'h36m': EvalSetSpec('Human36M', 'Human3.6M', lsp_joints=True, mpvpe=False, scored_key=None),
     'mpii3d': EvalSetSpec('MPII3D', 'MPI-INF-3DHP', lsp_joints=False, mpvpe=False, scored_key='valid_i'),
 }
-
-_SPIN_TO_COMMON = perm_indices('spin', 'common')
-_SPIN_TO_MPII3D_TEST = perm_indices('spin', 'mpii3d_test')
-
 
 @dataclass
 class EvalFrames:
@@ -145,7 +127,7 @@ def select_test_frames(db: dict, spec: EvalSetSpec, seqlen: int = 16) -> EvalFra
     kept = lengths >= seqlen
     rows = rows[kept[seq_of_row[rows]]]
     lengths = lengths[kept]
-    kept_names = [_as_str(name) for name in unique[kept]]
+    kept_names = [as_str(name) for name in unique[kept]]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     seq_id = np.repeat(np.arange(lengths.size), lengths)
     windows = [start + clamped_windows(int(n), seqlen) for start, n in zip(starts, lengths)]
@@ -166,19 +148,7 @@ def ground_truth_joints(db: dict, spec: EvalSetSpec, rows: np.ndarray) -> torch.
 
     3DPW stores the 14 LSP joints; Human3.6M and MPI-INF-3DHP store 49 SPIN joints.
     """
-    joints = torch.from_numpy(np.asarray(db['joints3D'])[rows]).float()
-    if spec.lsp_joints:
-        if joints.shape[1] == 49:
-            joints = joints[:, _SPIN_TO_COMMON]
-        return centre_on_hips(joints)
-    return centre_on_joint(joints[:, _SPIN_TO_MPII3D_TEST], MPII3D_TEST_PELVIS)
-
-
-def centred_prediction(joints: torch.Tensor, spec: EvalSetSpec) -> torch.Tensor:
-    """Model ``kp_3d`` (``(M, 14, 3)`` with the H36M regressor, else ``(M, 49, 3)``) -> centred scored joints."""
-    if spec.lsp_joints:
-        return centre_on_hips(joints)
-    return centre_on_joint(joints[:, _SPIN_TO_MPII3D_TEST], MPII3D_TEST_PELVIS)
+    return scored_joints(torch.from_numpy(np.asarray(db['joints3D'])[rows]).float(), spec.lsp_joints)
 
 
 @dataclass
@@ -274,7 +244,7 @@ class Evaluator:
             logger.warning('%s: no sequence has %d valid frames; nothing to evaluate', dataset, self.seqlen)
         gt = ground_truth_joints(db, spec, frames.rows)
         preds = self.predict(db, spec, frames, genders, keep_rotations=keep_predictions)
-        pred = centred_prediction(preds.joints, spec)
+        pred = scored_joints(preds.joints, spec.lsp_joints)
         rows = {}
         for protocol in self.protocols:
             order = frames.official_order if protocol == 'official' else np.arange(frames.num_frames)
@@ -323,10 +293,10 @@ class Evaluator:
                     for suffix, gt_vertices in gt_meshes.items():
                         self._vertex_errors(verts, start, stop, order, gt_vertices, suffix, vertex_errors)
                 if keep_rotations:
-                    theta = out['theta'].reshape(stop - start, -1).cpu()
+                    cam, _, betas = split_theta(out['theta'].reshape(stop - start, -1).cpu())
                     kept['rotmat'].append(out['rotmat'].reshape(stop - start, 24, 3, 3).cpu())
-                    kept['betas'].append(theta[:, 75:])
-                    kept['cam'].append(theta[:, :3])
+                    kept['betas'].append(betas)
+                    kept['cam'].append(cam)
                 bar.update(stop - start)
         rotations = {k: torch.cat(v) for k, v in kept.items()} if keep_rotations and m else {}
         return Predictions(joints=joints, vertex_errors={k: v.cpu().numpy() for k, v in vertex_errors.items()},
@@ -368,10 +338,9 @@ class Evaluator:
 
 def _smpl_vertices_fn(smpl, pose: torch.Tensor, shape: torch.Tensor) -> Callable:
     """GT vertices of positions ``idx`` from axis-angle ``pose (M, 72)`` and ``shape (M, 10)``, no translation
-    (axis-angle to matrices with smplx's Rodrigues, as smplx's ``pose2rot=True`` does for the official GT)."""
+    (:func:`lib.models.params.smpl_from_axis_angle`, the released evaluation's ground truth)."""
     def vertices(idx: torch.Tensor) -> torch.Tensor:
-        rot = batch_rodrigues(pose[idx].reshape(-1, 3)).reshape(-1, 24, 3, 3)
-        return smpl(betas=shape[idx], body_pose=rot[:, 1:], global_orient=rot[:, :1]).vertices
+        return smpl_from_axis_angle(smpl, pose[idx], shape[idx]).vertices
     return vertices
 
 
@@ -399,7 +368,8 @@ def _joint_errors(pred: torch.Tensor, gt: torch.Tensor, frames: EvalFrames) -> d
     acc_mask = frames.interior() & frames.scored
     if frames.num_frames >= 3:
         accel[acc_mask] = accel_error(pred, gt, torch.from_numpy(acc_mask)).double().numpy()
-    return {'mpjpe': mpjpe(pred, gt).double().numpy(), 'pa_mpjpe': pa_mpjpe(pred, gt).double().numpy(),
+    errors = joint_errors(pred, gt)
+    return {'mpjpe': errors['mpjpe'].double().numpy(), 'pa_mpjpe': errors['pa_mpjpe'].double().numpy(),
             'accel_err': accel}
 
 
@@ -432,249 +402,6 @@ def _aggregate(frame_errors: dict[str, dict[str, np.ndarray]], frames: EvalFrame
     return summary, sequences
 
 
-def _as_str(name) -> str:
+def as_str(name) -> str:
+    """A sequence / image name stored as ``bytes`` (h5, older joblib files) or ``str``, as ``str``."""
     return name.decode() if isinstance(name, bytes) else str(name)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Running from a config: inputs checked first, outputs written only when everything succeeded
-# ---------------------------------------------------------------------------------------------------------
-RESULTS_FILE = 'results.json'
-SEQUENCES_FILE = 'per_sequence.csv'
-INFO_FILE = 'eval_info.json'
-FRAMES_FILE = 'per_frame.npz'
-_TABLE_COLUMNS = (('pa_mpjpe', 'PA-MPJPE'), ('mpjpe', 'MPJPE'), ('mpvpe', 'MPVPE'), ('accel_err', 'Accel'))
-
-
-def eval_set_spec(dataset: str) -> EvalSetSpec:
-    """The rules of test set ``dataset``; UserError for an unknown name."""
-    if dataset not in EVAL_SETS:
-        raise UserError(f"unknown dataset '{dataset}'; use one of {', '.join(EVAL_SETS)}")
-    return EVAL_SETS[dataset]
-
-
-def checkpoint_path(cfg) -> Path:
-    """``TRAIN.PRETRAINED`` resolved; UserError if unset or missing."""
-    if not cfg.TRAIN.PRETRAINED:
-        raise UserError("no checkpoint to evaluate: pass --checkpoint PATH (or set TRAIN.PRETRAINED)")
-    path = resolve_path(cfg, cfg.TRAIN.PRETRAINED)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path} (pass --checkpoint PATH; the official GLoT weights "
-                        f"come from the release's Google Drive folder, see README 'Real data')")
-    return path
-
-
-def default_output_dir(cfg, dataset: str) -> Path:
-    """``OUTPUT_DIR/EXP_NAME/eval_<dataset>``."""
-    return Path(cfg.OUTPUT_DIR) / cfg.EXP_NAME / f'eval_{dataset}'
-
-
-def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = None, render: bool = False,
-                   cfg_file: str | None = None, progress: bool = True) -> EvalResult:
-    """Evaluate ``cfg``'s checkpoint (``TRAIN.PRETRAINED``) on test set ``dataset``; print the table and write
-    the result files (:func:`write_results`) into ``output_dir``.
-
-    Every input (dataset name, checkpoint, database, SMPL and regressor files, renderer) is checked before the
-    forward pass; a bad one raises UserError and no result file is written.
-    """
-    from lib.core.config import db_path, resolve_device
-    from lib.dataset.db import load_db, missing_file_error
-    from lib.models import build_model, load_checkpoint
-    from lib.models.smpl import build_smpl, load_h36m_regressor
-
-    spec = eval_set_spec(dataset)
-    protocols = list(cfg.EVAL.PROTOCOLS)
-    if not protocols or set(protocols) - set(PROTOCOLS):
-        raise UserError(f"EVAL.PROTOCOLS must list some of {', '.join(PROTOCOLS)}, got {protocols}")
-    ckpt = checkpoint_path(cfg)
-    db_file = db_path(cfg, spec.files_key, 'TEST')
-    if not db_file.is_file():
-        raise missing_file_error(db_file, spec.files_key)
-    device = resolve_device(cfg.DEVICE)
-    renderer = _renderer_module() if render else None
-    model = build_model(cfg)
-    load_checkpoint(model, ckpt)
-    model.to(device).eval()
-    # the model's body model is the neutral SMPL from the user's files, like the official GT model
-    smpl = model.smpl if spec.mpvpe else None
-    gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
-    gendered_smpl = {g: build_smpl(cfg, g) for g in ('male', 'female')} if gendered else None
-    j_regressor = load_h36m_regressor(cfg) if spec.lsp_joints else None
-    db = load_db(db_file, spec.files_key, 'TEST')
-    genders = threedpw_genders(cfg, db['vid_name']) if gendered else None
-    if render:
-        image_paths = dataset_image_paths(cfg, dataset, db)
-
-    start = time.perf_counter()
-    evaluator = Evaluator(model, device, j_regressor=j_regressor, smpl=smpl, gendered_smpl=gendered_smpl,
-                          batch_size=cfg.EVAL.BATCH_SIZE, protocols=protocols, seqlen=cfg.DATASET.SEQLEN,
-                          progress=progress)
-    result = evaluator.evaluate(dataset, db, genders=genders, keep_predictions=render)
-    seconds = time.perf_counter() - start
-
-    out_dir = Path(output_dir) if output_dir else default_output_dir(cfg, dataset)
-    info = {'dataset': dataset, 'checkpoint': str(ckpt), 'config': cfg_file, 'database': str(db_file),
-            'device': str(device), 'frames': result.num_frames, 'sequences': result.num_sequences,
-            'protocols': protocols, 'seconds': round(seconds, 3), 'units': 'mm (accel_err: mm/frame^2)'}
-    write_results(result, out_dir, info)
-    print(format_table(result))
-    logger.info('results written to %s', out_dir)
-    if render:
-        videos = render_predictions(renderer, cfg, result, image_paths, db, model.smpl, out_dir / 'render',
-                                    progress=progress)
-        logger.info('%d rendered videos in %s', len(videos), out_dir / 'render')
-    return result
-
-
-def format_table(result: EvalResult) -> str:
-    """The summary as an aligned text table (dataset, protocol, frames, metrics in mm)."""
-    label = EVAL_SETS[result.dataset].label
-    header = ['dataset', 'protocol', 'frames'] + [title for _, title in _TABLE_COLUMNS]
-    lines = [header]
-    for row, values in result.summary.items():
-        lines.append([label, row, str(result.num_frames)]
-                     + ['-' if values[key] is None else f'{values[key]:.2f}' for key, _ in _TABLE_COLUMNS])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = ['  '.join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
-            for line in lines]
-    text.insert(1, '-' * len(text[0]))
-    return '\n'.join(text + ['(mm; Accel in mm/frame^2; official = released evaluate.py frame order, '
-                             'corrected = natural order)'])
-
-
-def write_results(result: EvalResult, out_dir: str | os.PathLike, info: dict) -> None:
-    """Write the result files into ``out_dir``, each atomically (:func:`lib.core.io.atomic_write`), with
-    ``results.json`` last:
-
-    - ``per_frame.npz``: ``sequence_names (S,)`` and, for every predicted frame (M positions, sequences
-      concatenated), ``seq_id``, ``frame`` (index in its sequence after dropping invalid frames), ``db_row``
-      and ``<row>__<metric>`` in mm (NaN where not scored; the official row is indexed by scored position);
-    - ``per_sequence.csv``: dataset, protocol, sequence, frames and the metrics in mm;
-    - ``eval_info.json``: ``info`` (checkpoint, database, frames, timing, ...);
-    - ``results.json``: ``{protocol: {pa_mpjpe, mpjpe, mpvpe, accel_err}}`` in mm (null where not scored).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frames = result.frames
-    arrays = {'sequence_names': np.asarray(frames.names), 'seq_id': frames.seq_id,
-              'frame': np.arange(frames.num_frames) - frames.starts[frames.seq_id], 'db_row': frames.rows}
-    for row, values in result.frame_errors.items():
-        arrays.update({f'{row}__{metric}': value for metric, value in values.items()})
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write(out_dir / FRAMES_FILE, buf.getvalue())
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator='\n')
-    writer.writerow(['dataset', 'protocol', 'sequence', 'frames', *(f'{m}_mm' for m in METRICS)])
-    for seq in result.sequences:
-        writer.writerow([result.dataset, seq['protocol'], seq['sequence'], seq['frames'],
-                         *('' if seq[m] is None else f'{seq[m]:.4f}' for m in METRICS)])
-    atomic_write(out_dir / SEQUENCES_FILE, text.getvalue())
-    atomic_write(out_dir / INFO_FILE, json.dumps(info, indent=2) + '\n')
-    atomic_write(out_dir / RESULTS_FILE, json.dumps(result.summary, indent=2) + '\n')
-
-
-def threedpw_genders(cfg, vid_names: np.ndarray) -> np.ndarray:
-    """``(N,)`` 'm'/'f' of every DB row, from the raw 3DPW ``sequenceFiles/*/<sequence>.pkl`` ``genders``.
-
-    ``vid_name`` is ``<sequence>_<person id>``. Raises UserError if a sequence file is missing.
-    """
-    root = resolve_path(cfg, cfg.DATASET.THREEDPW_DIR) / 'sequenceFiles'
-    names = np.asarray(vid_names)
-    unique, inverse = np.unique(names, return_inverse=True)
-    cache, per_name = {}, []
-    for name in (_as_str(n) for n in unique):
-        seq, _, person = name.rpartition('_')
-        if seq not in cache:
-            candidates = [root / split / f'{seq}.pkl' for split in ('test', 'validation', 'train')]
-            found = next((p for p in candidates if p.is_file()), None)
-            if found is None:
-                raise UserError(f"EVAL.GENDERED_MPVPE needs the raw 3DPW sequence files: {candidates[0]} not "
-                                f"found (download 3DPW and set DATASET.THREEDPW_DIR)")
-            with open(found, 'rb') as f:
-                cache[seq] = [str(g)[:1].lower() for g in pickle.load(f, encoding='latin1')['genders']]
-        per_name.append(cache[seq][int(person)])
-    return np.asarray(per_name)[inverse.reshape(-1)]
-
-
-def _renderer_module():
-    """``lib.demo.renderer`` (an optional part); UserError if it is not there."""
-    try:
-        return importlib.import_module('lib.demo.renderer')
-    except ImportError as err:
-        raise UserError(f"--render: renderer not available ({err}); run without --render") from None
-
-
-def dataset_image_paths(cfg, dataset: str, db: dict) -> np.ndarray:
-    """``(N,)`` image file of every DB row, for ``--render``.
-
-    ``img_name`` is used as stored when that file exists; otherwise 3DPW frames are looked up as
-    ``DATASET.THREEDPW_DIR/imageFiles/<sequence>/<file>`` and other datasets under ``DATA_ROOT`` with the
-    stored relative path. Raises UserError if the DB has no image names or the first image is missing.
-    """
-    if 'img_name' not in db or 'bbox' not in db:
-        raise UserError(f"--render needs 'img_name' and 'bbox' in the {dataset} test database")
-    names = [_as_str(n) for n in np.asarray(db['img_name'])]
-    if not names:
-        return np.asarray(names)
-    if Path(names[0]).is_file():
-        return np.asarray(names)
-    if dataset == '3dpw':
-        root = resolve_path(cfg, cfg.DATASET.THREEDPW_DIR) / 'imageFiles'
-        paths = [str(root / Path(n).parent.name / Path(n).name) for n in names]
-    else:
-        paths = [str(resolve_path(cfg, n.lstrip('/'))) for n in names]
-    if not Path(paths[0]).is_file():
-        where = 'DATASET.THREEDPW_DIR/imageFiles' if dataset == '3dpw' else 'DATA_ROOT'
-        raise UserError(f"--render needs the {dataset} images: neither {names[0]} nor {paths[0]} exists "
-                        f"(put the dataset's images under {where}, or run without --render)")
-    return np.asarray(paths)
-
-
-def render_predictions(renderer, cfg, result: EvalResult, image_paths: np.ndarray, db: dict, smpl,
-                       out_dir: Path, progress: bool = True) -> list[Path]:
-    """Draw the predicted meshes on the dataset frames: one ``<sequence>.mp4`` per sequence in ``out_dir``,
-    the first ``EVAL.RENDER_FRAMES`` frames of each (0 = all), at half resolution as the official script.
-
-    The image camera comes from the predicted crop camera and the DB box scaled by 1.2 (the official rule).
-    Frames whose image is missing are skipped.
-    """
-    import cv2
-
-    from lib.utils.geometry import convert_crop_cam_to_orig_img
-    from lib.demo.video import VideoWriter
-
-    frames, preds = result.frames, result.predictions
-    limit = int(cfg.EVAL.RENDER_FRAMES)
-    faces = np.asarray(smpl.faces, dtype=np.int64)
-    device = next(smpl.buffers()).device
-    bboxes = np.asarray(db['bbox'], dtype=np.float64)
-    written = []
-    for s, name in enumerate(tqdm(frames.names, desc='rendering', unit='seq', disable=not progress)):
-        start, n = int(frames.starts[s]), int(frames.lengths[s])
-        count = n if limit <= 0 else min(n, limit)
-        pos = np.arange(start, start + count)
-        with torch.inference_mode():
-            rot = preds.rotmat[pos].to(device)
-            verts = smpl(betas=preds.betas[pos].to(device), body_pose=rot[:, 1:],
-                         global_orient=rot[:, :1]).vertices.cpu().numpy()
-        first = cv2.imread(str(image_paths[frames.rows[start]]))
-        if first is None:
-            continue
-        height, width = first.shape[:2]
-        size = (width // 2 - (width // 2) % 2, height // 2 - (height // 2) % 2)
-        mesh_renderer = renderer.MeshRenderer(faces, width, height, mode=cfg.EVAL.RENDER_MODE)
-        bbox = torch.from_numpy(bboxes[frames.rows[pos]].copy())
-        bbox[:, 2:] *= 1.2
-        cams = convert_crop_cam_to_orig_img(preds.cam[pos].double(), bbox, width, height).numpy()
-        path = out_dir / f"{name.replace('/', '_')}.mp4"
-        with VideoWriter(path, fps=30.0, size=size) as video:
-            for k, p in enumerate(pos):
-                image = cv2.imread(str(image_paths[frames.rows[p]]))
-                if image is None or image.shape[:2] != (height, width):
-                    continue
-                image = mesh_renderer.render(image, [renderer.Mesh(verts[k], cams[k])])
-                video.write(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
-        if path.is_file():
-            written.append(path)
-    return written
