@@ -9,7 +9,7 @@ from lib.core.config import load_config
 from lib.dataset.dataset2d import InstaDataset
 from lib.dataset.dataset3d import Dataset3D, ValidationDataset3D
 from lib.dataset.db import H5Database, load_db, read_db
-from lib.dataset.eval_sequences import eval_sequences
+from lib.dataset.eval_sequences import select_test_frames
 from lib.dataset.loaders import ConcatClips, ClipStream, batch_split, build_train_loaders, build_val_loader
 from lib.core.errors import UserError
 from lib.utils.img_utils import (bbox_from_keypoints, crop_image, crop_patch, crop_transform, normalize_2d_kp,
@@ -254,18 +254,19 @@ def test_val_loader(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ test sequences
-def test_eval_sequences_drop_invalid_and_short():
+def test_test_frames_drop_invalid_and_short():
     valid = np.ones(20 + 30 + 17, dtype=bool)
     valid[20:25] = False                                    # seq 1 keeps 25 frames
     valid[50:52] = False                                    # seq 2 drops to 15 frames -> skipped
     db = tiny_db([20, 30, 17], j3d=14, valid=valid)
-    seqs = eval_sequences(db, seqlen=16)
-    assert [s.name for s in seqs] == ['courtyard_00_0', 'courtyard_01_0']
-    assert len(seqs[1]) == 25 and seqs[1].rows[0] == 25
-    w = seqs[1].windows()
-    assert w.shape == (25, 16) and (seqs[1].features[w][:, 8, 0] == np.arange(25, 50)).all()
-    assert seqs[1].frame_order(official_order=True)[-7:].tolist() == [24, 23, 22, 21, 20, 19, 18]
-    assert seqs[0].score_mask is None and seqs[0].pose.shape == (20, 72)
+    frames = select_test_frames(db, seqlen=16)
+    assert frames.names == ['courtyard_00_0', 'courtyard_01_0']
+    assert frames.lengths.tolist() == [20, 25] and frames.starts.tolist() == [0, 20] and frames.rows[20] == 25
+    features = np.asarray(db['features'])[frames.rows]
+    w = frames.windows[20:]
+    assert w.shape == (25, 16) and (features[w][:, 8, 0] == np.arange(25, 50)).all()
+    assert (frames.official_order[20:] - 20)[-7:].tolist() == [24, 23, 22, 21, 20, 19, 18]
+    assert frames.scored.all() and frames.seq_id.tolist() == [0] * 20 + [1] * 25
 
 
 # ------------------------------------------------------------------------------------ generated data
@@ -312,5 +313,5 @@ def test_generated_samples_have_official_shapes_and_ranges(generated_root):
         assert seen.any() and kp[..., :2][seen].abs().max() < 1.0        # the person is inside the crop
     assert t3['kp_3d'].abs().max() < 10 and torch.isfinite(t3['features']).all()
     assert (t3['theta'][..., 0] == 1).all()
-    seqs = eval_sequences(read_db(cfg, 'ThreeDPW', 'TEST'))
-    assert [len(s) for s in seqs] == [19, 24]          # sequence 0 has 5 frames with valid == 0 (dropped)
+    frames = select_test_frames(read_db(cfg, 'ThreeDPW', 'TEST'))
+    assert frames.lengths.tolist() == [19, 24]          # sequence 0 has 5 frames with valid == 0 (dropped)

@@ -14,7 +14,8 @@ import pytest
 import torch
 from smplx.lbs import batch_rodrigues
 
-from lib.eval.protocol import EVAL_SETS, Evaluator, select_test_frames
+from lib.dataset.eval_sequences import select_test_frames
+from lib.eval.protocol import EVAL_SETS, Evaluator
 from lib.eval.report import format_table, write_results
 
 ROW_COLUMN = 200      # feature column holding the DB row, so the fake model can report its windows
@@ -174,7 +175,7 @@ def evaluate(db, dataset, protocols=('official', 'corrected'), batch_size=7, gen
 # ---------------------------------------------------------------------------------------------------------
 def test_frame_selection_and_windows():
     db = make_db()
-    frames = select_test_frames(db, EVAL_SETS['3dpw'])
+    frames = select_test_frames(db, EVAL_SETS['3dpw'].scored_key)
     assert frames.names == ['b', 'c']                      # sorted; 'a' (10 frames) is skipped
     b_rows = [r for r in range(20, 25)] + [r for r in range(55, 72)]
     b_rows = [r for r in b_rows if db['valid'][r]]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lib.dataset.windowing import (chunk_windows, clamped_windows, official_frame_order, protocol_windows,
+from lib.dataset.windowing import (chunk_windows, clamped_windows, official_frame_order,
                                    sequence_spans, stride_from_overlap, target_index, training_windows,
                                    validation_windows, window_frame_indices)
 
@@ -72,8 +72,8 @@ def test_clamped_windows_20_frames():
 def test_official_order_reverses_last_seven():
     assert official_frame_order(40).tolist() == list(range(33)) + list(range(39, 32, -1))
     assert official_frame_order(16).tolist() == list(range(9)) + list(range(15, 8, -1))
-    official = protocol_windows(40, 16, official_order=True)
-    natural = protocol_windows(40, 16)
+    natural = clamped_windows(40, 16)
+    official = natural[official_frame_order(40, 16)]
     assert (official[:33] == natural[:33]).all()
     assert official[33].tolist() == list(range(31, 40)) + [39] * 7   # predicts frame 39, scored against GT 33
     assert (official[:, 8] == official_frame_order(40)).all()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
 import yaml
 from yacs.config import CfgNode as CN
 
@@ -348,8 +349,6 @@ def db_path(cfg: CN, dataset: str, split: str) -> Path:
 
 def resolve_device(cfg_device: str):
     """torch.device for a DEVICE value; 'auto' picks CUDA when available."""
-    import torch
-
     if cfg_device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try:

@@ -30,12 +30,14 @@ import os
 from pathlib import Path
 from typing import Mapping
 
+import h5py
+import joblib
 import numpy as np
 
+from lib.core.config import db_path
 from lib.core.errors import UserError
 
 SPLITS = ('TRAIN', 'VAL', 'TEST')
-DATASETS = ('ThreeDPW', 'MPII3D', 'Human36M', 'Insta')
 
 TCMR_RELEASE = "TCMR's preprocessed data (Google Drive folder 1h0FxBGLqsxNvUL0J43WkTxp7WgYIBLy-)"
 VIBE_INSTA_RELEASE = ("VIBE's InstaVariety release (insta_train_db.h5, about 18 GB, md5 "
@@ -141,8 +143,6 @@ def load_db(path: str | os.PathLike, dataset: str, split: str) -> dict[str, np.n
     Raises:
         UserError: missing file, unreadable file, missing key, inconsistent lengths or shapes.
     """
-    import joblib
-
     path = Path(path)
     _check_split(dataset, split)
     if not path.is_file():
@@ -166,8 +166,6 @@ class H5Database:
     """
 
     def __init__(self, path: str | os.PathLike, dataset: str = 'Insta', split: str = 'TRAIN'):
-        import h5py
-
         self.path = Path(path)
         _check_split(dataset, split)
         if not self.path.is_file():
@@ -193,8 +191,6 @@ class H5Database:
         return key in self.shapes
 
     def _handle(self):
-        import h5py
-
         if self._file is None or self._pid != os.getpid():
             self._file = h5py.File(self.path, 'r')
             self._pid = os.getpid()
@@ -223,8 +219,6 @@ def read_db(cfg, dataset: str, split: str) -> dict[str, np.ndarray] | H5Database
 
     ``.h5`` files give an :class:`H5Database`, everything else a dict (see :func:`load_db`).
     """
-    from lib.core.config import db_path
-
     path = db_path(cfg, dataset, split)
     if path.suffix in ('.h5', '.hdf5'):
         return H5Database(path, dataset, split)

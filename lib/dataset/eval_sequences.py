@@ -1,114 +1,94 @@
-"""Test sequences of a database, prepared as the official evaluate.py does, with their windows.
+"""The test protocol's frames: which frames of a test database are predicted and scored, and the window of
+each (the released evaluate.py's data preparation, vectorised).
 
-::
-
-    for seq in iter_eval_sequences(db, seqlen=16):          # db: dict from lib.dataset.db.load_db(..., 'TEST')
-        feats = torch.from_numpy(seq.features).to(device)    # (n, 2048), moved once per sequence
-        idx = torch.from_numpy(seq.windows())                # (n, 16): row t = clamped window of frame t
-        for batch in idx.split(256):
-            pred = model(feats[batch])                       # (b, 16, 2048) -> prediction of the middle frame
-        # pred[t] belongs to frame t; the official protocol scores pred[seq.frame_order(True)] against seq.joints3D
-
-Per distinct ``vid_name`` (sorted, as ``np.unique`` orders them in evaluate.py):
-
-1. frames whose ``valid`` flag is 0 are dropped, where the database has ``valid`` (3DPW camera-pose validity);
-   the remaining frames are concatenated in database order;
-2. sequences with fewer than ``seqlen`` remaining frames are skipped;
-3. every remaining frame gets one window (see :mod:`lib.dataset.windowing`): ``windows()`` in natural order,
-   ``windows(official_order=True)`` in evaluate.py's order, whose last 7 rows are reversed.
-
-``valid_i`` (MPI-INF-3DHP) does not drop frames; it only says which frames are scored, and is returned as
-``seq.score_mask``.
+1. Sequences are the distinct ``vid_name`` values (sorted, as ``np.unique``); each holds its rows in database
+   order. Frames with ``valid == 0`` are dropped first (3DPW), then sequences shorter than ``seqlen`` (16).
+2. Every frame t is predicted once, as the middle frame (index 8) of the window of frames t-8 .. t+7 clamped
+   to the sequence (:func:`lib.dataset.windowing.clamped_windows`).
+3. The released script scores the last 7 frames of each sequence in reverse order
+   (:func:`lib.dataset.windowing.official_frame_order`), kept here as ``official_order``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
-from lib.dataset.windowing import official_frame_order, protocol_windows
+from lib.dataset.windowing import clamped_windows, official_frame_order
 
 
 @dataclass
-class EvalSequence:
-    """One test sequence after dropping invalid frames (n frames).
+class EvalFrames:
+    """The frames of one test set that the protocol predicts: kept sequences, concatenated (M frames, S seqs).
 
     Attributes:
-        name: its ``vid_name``.
-        rows: ``(n,)`` database rows of its frames.
-        features: ``(n, 2048)`` float32.
-        joints3D: ``(n, J, 3)`` GT joints in metres as stored (3DPW: 14, Human3.6M / MPI-INF-3DHP: 49 SPIN).
-        pose, shape: ``(n, 72)``, ``(n, 10)`` GT SMPL parameters, or None when the database has none.
-        score_mask: ``(n,)`` bool frames that count (MPI-INF-3DHP ``valid_i``), or None (all frames count).
-        bbox, img_name, frame_id: for rendering; None when absent.
-        seqlen: window length T.
+        names: ``S`` sequence names, sorted.
+        starts: ``(S,)`` position of each sequence's first frame in the concatenation.
+        lengths: ``(S,)`` frames per sequence (after dropping invalid frames; all >= seqlen).
+        rows: ``(M,)`` database row of every frame.
+        seq_id: ``(M,)`` sequence of every frame.
+        windows: ``(M, T)`` input frames (positions in the concatenation) of the window predicting each frame.
+        official_order: ``(M,)`` frame whose prediction the official evaluate.py scores at each position
+            (an involution: only the last 7 frames of each sequence are reversed).
+        scored: ``(M,)`` bool, frames that count in the metrics.
     """
 
-    name: str
+    names: list[str]
+    starts: np.ndarray
+    lengths: np.ndarray
     rows: np.ndarray
-    features: np.ndarray
-    joints3D: np.ndarray
-    pose: np.ndarray | None
-    shape: np.ndarray | None
-    score_mask: np.ndarray | None
-    bbox: np.ndarray | None
-    img_name: np.ndarray | None
-    frame_id: np.ndarray | None
-    seqlen: int = 16
+    seq_id: np.ndarray
+    windows: np.ndarray
+    official_order: np.ndarray
+    scored: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.rows)
+    @property
+    def num_frames(self) -> int:
+        return int(self.rows.size)
 
-    def windows(self, official_order: bool = False) -> np.ndarray:
-        """``(n, T)`` indices into this sequence's frames; row ``i`` predicts frame ``frame_order(official_order)[i]``."""
-        return protocol_windows(len(self), self.seqlen, official_order)
-
-    def frame_order(self, official_order: bool = False) -> np.ndarray:
-        """``(n,)`` frame predicted by each row of ``windows(official_order)``."""
-        if official_order:
-            return official_frame_order(len(self), self.seqlen)
-        return np.arange(len(self), dtype=np.int64)
+    def interior(self) -> np.ndarray:
+        """``(M,)`` bool, frames that are neither the first nor the last of their sequence."""
+        first = np.zeros(self.num_frames, dtype=bool)
+        first[self.starts] = True
+        last = np.zeros(self.num_frames, dtype=bool)
+        last[self.starts + self.lengths - 1] = True
+        return ~(first | last)
 
 
-def _take(db: dict, key: str, rows: np.ndarray):
-    return db[key][rows] if key in db else None
-
-
-def group_rows(vid_names: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Sorted distinct names and, for each, its rows in database order (one stable argsort, no Python scan)."""
-    names, inverse = np.unique(np.asarray(vid_names), return_inverse=True)
-    order = np.argsort(inverse, kind='stable')
-    bounds = np.cumsum(np.bincount(inverse.reshape(-1), minlength=len(names)))[:-1]
-    return names, np.split(order, bounds)
-
-
-def iter_eval_sequences(db: dict, seqlen: int = 16, select: str = '') -> Iterator[EvalSequence]:
-    """The test sequences of ``db`` (see the module docstring).
+def select_test_frames(db: dict, scored_key: str | None = None, seqlen: int = 16) -> EvalFrames:
+    """The protocol's frames of database ``db`` (official evaluate.py data preparation, vectorised).
 
     Args:
-        db: database dict (split TEST).
-        seqlen: window length (16 for the official protocol).
-        select: keep only sequences whose name contains this text (evaluate.py ``--seq``); '' keeps all.
+        db: the test database (``vid_name`` and, where present, ``valid`` and ``scored_key``).
+        scored_key: DB key whose non-zero frames are scored (``valid_i`` for MPI-INF-3DHP); None scores all.
+        seqlen: window length T.
     """
-    names, groups = group_rows(db['vid_name'])
-    keep = np.asarray(db['valid']).reshape(-1).astype(bool) if 'valid' in db else None
-    for name, rows in zip(names, groups):
-        if select and select not in str(name):
-            continue
-        if keep is not None:
-            rows = rows[keep[rows]]
-        if len(rows) < seqlen:
-            continue
-        score = _take(db, 'valid_i', rows)
-        yield EvalSequence(
-            name=str(name), rows=rows, features=np.asarray(db['features'][rows], dtype=np.float32),
-            joints3D=db['joints3D'][rows], pose=_take(db, 'pose', rows), shape=_take(db, 'shape', rows),
-            score_mask=None if score is None else np.asarray(score).reshape(len(rows)) != 0,
-            bbox=_take(db, 'bbox', rows), img_name=_take(db, 'img_name', rows),
-            frame_id=_take(db, 'frame_id', rows), seqlen=seqlen)
+    names = np.asarray(db['vid_name'])
+    unique, seq_of_row = np.unique(names, return_inverse=True)
+    seq_of_row = seq_of_row.reshape(-1)
+    rows = np.argsort(seq_of_row, kind='stable')
+    if 'valid' in db:
+        rows = rows[np.asarray(db['valid']).reshape(-1)[rows].astype(bool)]
+    lengths = np.bincount(seq_of_row[rows], minlength=unique.size)
+    kept = lengths >= seqlen
+    rows = rows[kept[seq_of_row[rows]]]
+    lengths = lengths[kept]
+    kept_names = [as_str(name) for name in unique[kept]]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    seq_id = np.repeat(np.arange(lengths.size), lengths)
+    windows = [start + clamped_windows(int(n), seqlen) for start, n in zip(starts, lengths)]
+    order = [start + official_frame_order(int(n), seqlen) for start, n in zip(starts, lengths)]
+    empty = np.zeros((0, seqlen), dtype=np.int64)
+    if scored_key is None:
+        scored = np.ones(rows.size, dtype=bool)
+    else:
+        scored = np.asarray(db[scored_key]).reshape(len(names), -1)[rows, 0] != 0
+    return EvalFrames(names=kept_names, starts=starts, lengths=lengths.astype(np.int64), rows=rows,
+                      seq_id=seq_id, windows=np.concatenate(windows) if windows else empty,
+                      official_order=np.concatenate(order) if order else np.zeros(0, dtype=np.int64),
+                      scored=scored)
 
 
-def eval_sequences(db: dict, seqlen: int = 16, select: str = '') -> list[EvalSequence]:
-    """All of :func:`iter_eval_sequences` as a list."""
-    return list(iter_eval_sequences(db, seqlen, select))
+def as_str(name) -> str:
+    """A sequence / image name stored as ``bytes`` (h5, older joblib files) or ``str``, as ``str``."""
+    return name.decode() if isinstance(name, bytes) else str(name)

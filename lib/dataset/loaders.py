@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from lib.core.config import resolve_device
 from lib.dataset.db import read_db
 from lib.dataset.dataset2d import InstaDataset
 from lib.dataset.dataset3d import DATASETS_3D, Dataset3D, ValidationDataset3D
@@ -184,8 +185,6 @@ class MixedTrainIterator:
 
 
 def _pin(cfg) -> bool:
-    from lib.core.config import resolve_device
-
     return resolve_device(cfg.DEVICE).type == 'cuda'
 
 

@@ -14,12 +14,14 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import joblib
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from lib.core.io import atomic_path
+from lib.models.spin import load_hmr
 from lib.utils.geometry import axis_angle_to_rotmat
 from lib.utils.img_utils import crop_image, read_image
 
@@ -28,8 +30,6 @@ FEATURE_BATCH = 200   # official extract_features batch size
 
 def load_feature_extractor(checkpoint: str | os.PathLike, device: torch.device):
     """SPIN HMR (eval mode) whose ``feature_extractor`` maps crops ``(N, 3, 224, 224)`` to ``(N, 2048)``."""
-    from lib.models.spin import load_hmr
-
     return load_hmr(checkpoint, device)
 
 
@@ -123,8 +123,6 @@ def concat_pieces(pieces: dict[str, list]) -> dict[str, np.ndarray]:
 
 def write_db(db: dict[str, np.ndarray], path: str | os.PathLike) -> Path:
     """Save ``db`` with joblib (the released ``*_db.pt`` format) via a temporary file; returns the path."""
-    import joblib
-
     path = Path(path)
     with atomic_path(path) as tmp:
         joblib.dump(db, tmp)

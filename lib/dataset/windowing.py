@@ -22,7 +22,7 @@ Test protocol (official ``evaluate.py``; one window per frame of one sequence of
     idx = clamped_windows(n, seqlen=16)            # (n, 16); row t = frames t-8 .. t+7 clamped to [0, n-1]
     target_index(16) == 8                          # the window position whose prediction is frame t
     order = official_frame_order(n)                # evaluate.py's frame order: 0..n-8, n-1, n-2, ..., n-7
-    idx_official = protocol_windows(n, 16, official_order=True)   # == clamped_windows(n)[order]
+    idx_official = idx[order]                      # the windows in evaluate.py's order
 
   evaluate.py appends the last ``seqlen // 2 - 1`` (7) windows in reverse order and scores prediction ``i``
   against ground-truth frame ``i``, so frame ``order[i]``'s prediction meets frame ``i``'s ground truth.
@@ -148,10 +148,3 @@ def official_frame_order(n: int, seqlen: int = 16) -> np.ndarray:
     if n_back:
         order[n - n_back:] = order[n - n_back:][::-1]
     return order
-
-
-def protocol_windows(n: int, seqlen: int = 16, official_order: bool = False) -> np.ndarray:
-    """``(n, seqlen)`` test-protocol windows of one sequence. Row ``i`` predicts frame ``i`` (natural order) or
-    frame ``official_frame_order(n)[i]`` (``official_order=True``, evaluate.py's order)."""
-    windows = clamped_windows(n, seqlen)
-    return windows[official_frame_order(n, seqlen)] if official_order else windows

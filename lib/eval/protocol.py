@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.dataset.windowing import clamped_windows, official_frame_order
+from lib.dataset.eval_sequences import EvalFrames, select_test_frames
 from lib.models.params import smpl_from_axis_angle, split_theta
 from lib.utils.metrics import M_TO_MM, accel_error, joint_errors, per_vertex_error, scored_joints
 
@@ -71,77 +71,6 @@ EVAL_SETS = {
     'h36m': EvalSetSpec('Human36M', 'Human3.6M', lsp_joints=True, mpvpe=False, scored_key=None),
     'mpii3d': EvalSetSpec('MPII3D', 'MPI-INF-3DHP', lsp_joints=False, mpvpe=False, scored_key='valid_i'),
 }
-
-@dataclass
-class EvalFrames:
-    """The frames of one test set that the protocol predicts: kept sequences, concatenated (M frames, S seqs).
-
-    Attributes:
-        names: ``S`` sequence names, sorted.
-        starts: ``(S,)`` position of each sequence's first frame in the concatenation.
-        lengths: ``(S,)`` frames per sequence (after dropping invalid frames; all >= seqlen).
-        rows: ``(M,)`` database row of every frame.
-        seq_id: ``(M,)`` sequence of every frame.
-        windows: ``(M, T)`` input frames (positions in the concatenation) of the window predicting each frame.
-        official_order: ``(M,)`` frame whose prediction the official evaluate.py scores at each position
-            (an involution: only the last 7 frames of each sequence are reversed).
-        scored: ``(M,)`` bool, frames that count in the metrics.
-    """
-
-    names: list[str]
-    starts: np.ndarray
-    lengths: np.ndarray
-    rows: np.ndarray
-    seq_id: np.ndarray
-    windows: np.ndarray
-    official_order: np.ndarray
-    scored: np.ndarray
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.rows.size)
-
-    def interior(self) -> np.ndarray:
-        """``(M,)`` bool, frames that are neither the first nor the last of their sequence."""
-        first = np.zeros(self.num_frames, dtype=bool)
-        first[self.starts] = True
-        last = np.zeros(self.num_frames, dtype=bool)
-        last[self.starts + self.lengths - 1] = True
-        return ~(first | last)
-
-
-def select_test_frames(db: dict, spec: EvalSetSpec, seqlen: int = 16) -> EvalFrames:
-    """The protocol's frames of database ``db`` (official evaluate.py data preparation, vectorised).
-
-    Args:
-        db: the test database (``vid_name`` and, where present, ``valid`` and ``spec.scored_key``).
-        spec: the test set's rules. seqlen: window length T.
-    """
-    names = np.asarray(db['vid_name'])
-    unique, seq_of_row = np.unique(names, return_inverse=True)
-    seq_of_row = seq_of_row.reshape(-1)
-    rows = np.argsort(seq_of_row, kind='stable')
-    if 'valid' in db:
-        rows = rows[np.asarray(db['valid']).reshape(-1)[rows].astype(bool)]
-    lengths = np.bincount(seq_of_row[rows], minlength=unique.size)
-    kept = lengths >= seqlen
-    rows = rows[kept[seq_of_row[rows]]]
-    lengths = lengths[kept]
-    kept_names = [as_str(name) for name in unique[kept]]
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    seq_id = np.repeat(np.arange(lengths.size), lengths)
-    windows = [start + clamped_windows(int(n), seqlen) for start, n in zip(starts, lengths)]
-    order = [start + official_frame_order(int(n), seqlen) for start, n in zip(starts, lengths)]
-    empty = np.zeros((0, seqlen), dtype=np.int64)
-    if spec.scored_key is None:
-        scored = np.ones(rows.size, dtype=bool)
-    else:
-        scored = np.asarray(db[spec.scored_key]).reshape(len(names), -1)[rows, 0] != 0
-    return EvalFrames(names=kept_names, starts=starts, lengths=lengths.astype(np.int64), rows=rows,
-                      seq_id=seq_id, windows=np.concatenate(windows) if windows else empty,
-                      official_order=np.concatenate(order) if order else np.zeros(0, dtype=np.int64),
-                      scored=scored)
-
 
 def ground_truth_joints(db: dict, spec: EvalSetSpec, rows: np.ndarray) -> torch.Tensor:
     """Centred GT joints ``(M, J, 3)`` float32 in metres of database ``rows`` (J = 14 LSP or 17 mpii3d_test).
@@ -239,7 +168,7 @@ class Evaluator:
             keep_predictions: return the predictions and frames too (rendering).
         """
         spec = EVAL_SETS[dataset]
-        frames = select_test_frames(db, spec, self.seqlen)
+        frames = select_test_frames(db, spec.scored_key, self.seqlen)
         if frames.num_frames == 0:
             logger.warning('%s: no sequence has %d valid frames; nothing to evaluate', dataset, self.seqlen)
         gt = ground_truth_joints(db, spec, frames.rows)
@@ -400,8 +329,3 @@ def _aggregate(frame_errors: dict[str, dict[str, np.ndarray]], frames: EvalFrame
                 entry[metric] = None if np.isnan(value) else float(value)
             sequences.append(entry)
     return summary, sequences
-
-
-def as_str(name) -> str:
-    """A sequence / image name stored as ``bytes`` (h5, older joblib files) or ``str``, as ``str``."""
-    return name.decode() if isinstance(name, bytes) else str(name)

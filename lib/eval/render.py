@@ -12,7 +12,8 @@ from lib.core.config import resolve_path
 from lib.core.errors import UserError
 from lib.demo.renderer import Mesh, MeshRenderer
 from lib.demo.video import VideoWriter
-from lib.eval.protocol import EvalResult, as_str
+from lib.dataset.eval_sequences import as_str
+from lib.eval.protocol import EvalResult
 from lib.models.params import smpl_from_rotmat
 from lib.utils.geometry import convert_crop_cam_to_orig_img
 

@@ -14,7 +14,8 @@ from lib.core.config import db_path, resolve_device, resolve_path
 from lib.core.errors import UserError
 from lib.core.logs import log_file
 from lib.dataset.db import load_db, missing_file_error
-from lib.eval.protocol import EVAL_SETS, PROTOCOLS, EvalResult, EvalSetSpec, Evaluator, as_str
+from lib.dataset.eval_sequences import as_str
+from lib.eval.protocol import EVAL_SETS, PROTOCOLS, EvalResult, EvalSetSpec, Evaluator
 from lib.eval.render import dataset_image_paths, render_predictions
 from lib.eval.report import format_table, write_results
 from lib.models import build_model, load_checkpoint

@@ -2,8 +2,11 @@
 ``save_checkpoint``)."""
 from __future__ import annotations
 
+from lib.core.config import ConfigError, resolve_device, resolve_path
 from lib.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lib.models.glot import GLoT
+from lib.models.smpl import build_smpl, load_mean_params
+from lib.models.spin import load_spin_regressor
 
 __all__ = ['GLoT', 'CheckpointError', 'build_model', 'load_checkpoint', 'save_checkpoint']
 
@@ -19,10 +22,6 @@ def build_model(cfg, pretrained_regressor: bool = False) -> GLoT:
         UserError: a missing SMPL / mean-parameter file, or (with ``pretrained_regressor``) a missing or
             unusable SPIN checkpoint.
     """
-    from lib.core.config import ConfigError, resolve_device, resolve_path
-    from lib.models.smpl import build_smpl, load_mean_params
-    from lib.models.spin import load_spin_regressor
-
     m = cfg.MODEL
     smpl, mean_params = build_smpl(cfg), load_mean_params(cfg)
     try:

@@ -23,6 +23,7 @@ from smplx import SMPLLayer
 from smplx.lbs import vertices2joints
 from smplx.utils import SMPLOutput, Struct
 
+from lib.core.config import resolve_path
 from lib.core.errors import UserError
 from lib.utils.joints import NUM_EXTRA_JOINTS, SMPL_54_TO_SPIN_49
 
@@ -151,24 +152,18 @@ def _load_regressor(path: str | Path, name: str, rows: int) -> np.ndarray:
 
 def build_smpl(cfg, gender: str = 'neutral') -> SMPL:
     """The SMPL layer of ``cfg`` (``SMPL.MODEL_DIR``, ``SMPL.J_REGRESSOR_EXTRA``), on the CPU."""
-    from lib.core.config import resolve_path
-
     return SMPL(resolve_path(cfg, cfg.SMPL.MODEL_DIR), gender=gender,
                 j_regressor_extra=resolve_path(cfg, cfg.SMPL.J_REGRESSOR_EXTRA))
 
 
 def load_h36m_regressor(cfg) -> torch.Tensor:
     """``J_regressor_h36m.npy`` of ``cfg`` as a float32 tensor ``(17, 6890)`` (rows in ``H36M_17`` order)."""
-    from lib.core.config import resolve_path
-
     return torch.from_numpy(_load_regressor(resolve_path(cfg, cfg.SMPL.J_REGRESSOR_H36M),
                                             'J_regressor_h36m.npy', 17))
 
 
 def load_mean_params(cfg) -> dict[str, torch.Tensor]:
     """SPIN mean parameters: ``pose (144,)`` in 6D, ``shape (10,)``, ``cam (3,)`` float32 tensors."""
-    from lib.core.config import resolve_path
-
     path = resolve_path(cfg, cfg.SMPL.MEAN_PARAMS)
     if not path.is_file():
         raise UserError(f"SMPL mean parameters not found at {path}. smpl_mean_params.npz comes with SPIN's "

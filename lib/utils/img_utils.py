@@ -8,7 +8,6 @@ border). The same affine map takes 2D keypoints into the patch (:func:`transform
 Crop API (the demo and the preprocessing scripts use it)::
 
     crop = crop_image(image_rgb, bbox, scale=1.2, size=224)        # (3, 224, 224) float32, normalised
-    crops = crop_images_batch(images, bboxes, scale=1.2)          # (N, 3, 224, 224)
     patch = crop_patch(image_rgb, bbox, scale=1.2)                # (224, 224, 3) uint8, not normalised
 
 Bounding boxes from keypoints:
@@ -98,30 +97,10 @@ def normalize_image(patch: np.ndarray) -> torch.Tensor:
     return tensor.sub(mean).div(std)
 
 
-def denormalize_image(tensor: torch.Tensor) -> np.ndarray:
-    """Inverse of :func:`normalize_image`: ``(3, H, W)`` -> RGB uint8 ``(H, W, 3)`` (clipped)."""
-    mean = torch.tensor(IMAGENET_MEAN, dtype=tensor.dtype, device=tensor.device)[:, None, None]
-    std = torch.tensor(IMAGENET_STD, dtype=tensor.dtype, device=tensor.device)[:, None, None]
-    image = (tensor * std + mean).clamp(0, 1).mul(255).round().byte()
-    return image.permute(1, 2, 0).cpu().numpy()
-
-
 def crop_image(image_rgb: np.ndarray, bbox, scale: float = 1.2, size: int = CROP_SIZE) -> torch.Tensor:
     """Normalised crop ``(3, size, size)`` float32 of an RGB uint8 image ``(H, W, 3)`` at box ``(cx, cy, w, h)``
     enlarged by ``scale`` (official ``get_single_image_crop``)."""
     return normalize_image(crop_patch(image_rgb, bbox, scale, size))
-
-
-def crop_images_batch(images, bboxes, scale: float = 1.2, size: int = CROP_SIZE) -> torch.Tensor:
-    """Crops of several images: ``images`` is a sequence of RGB uint8 arrays or image paths, ``bboxes``
-    ``(N, 4)``; returns ``(N, 3, size, size)`` float32."""
-    if len(images) != len(bboxes):
-        raise ValueError(f"crop_images_batch: {len(images)} images but {len(bboxes)} boxes")
-    crops = [crop_image(read_image(im) if isinstance(im, (str, Path)) else im, bb, scale, size)
-             for im, bb in zip(images, bboxes)]
-    if not crops:
-        return torch.zeros(0, 3, size, size)
-    return torch.stack(crops)
 
 
 def transform_keypoints(kp_2d: np.ndarray, bbox: np.ndarray, scale: float = 1.2,
