@@ -49,6 +49,7 @@ TRAIN_OPTS = {
     'TRAIN.LR_PATIENCE': 0, 'TRAIN.val_epoch': 1, 'TRAIN.DATASETS_2D': "['Insta']",
     'TRAIN.DATASETS_3D': "['ThreeDPW']", 'TRAIN.DATASET_EVAL': 'ThreeDPW',
     'MODEL.d_model': 64, 'MODEL.n_layers': 1, 'MODEL.short_d_model': 64, 'MODEL.short_n_layers': 1,
+    'MODEL.dropout': 0.0, 'MODEL.drop_path_r': 0.0, 'MODEL.mask_ratio': 0.0, 'MODEL.drop_reg_short': 0.5,
 }
 
 

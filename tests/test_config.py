@@ -81,3 +81,29 @@ def test_cli_unknown_key_exits_2_with_one_line():
     proc = subprocess.run([sys.executable, '-c', code], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ['error: override: unknown config key: FOO.BAR (see lib/core/config.py)']
+
+
+def test_defaults_file_and_constructors_agree():
+    """One set of defaults: the config's MODEL and LOSS blocks equal GLoT's and GLoTLoss's keyword defaults,
+    and the MODEL defaults are the official YAMLs' (the paper's) architecture."""
+    import inspect
+
+    from lib.models import GLoT
+    from lib.train.loss import GLoTLoss
+
+    cfg = load_config(None)
+    glot = {k: p.default for k, p in inspect.signature(GLoT.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+    model_keys = {k: v for k, v in cfg.MODEL.items() if k.islower()}
+    assert {k: glot[k] for k in model_keys} == model_keys
+    assert glot['hscr_official_pose_slice'] == cfg.MODEL.HSCR_OFFICIAL_POSE_SLICE
+    assert glot['keep_unused_weights'] == cfg.MODEL.KEEP_UNUSED_WEIGHTS and glot['seqlen'] == cfg.DATASET.SEQLEN
+    for yaml_file in ('repr_table1_3dpw.yaml', 'repr_table1_h36m_mpii3d.yaml', 'repr_table2_3dpw.yaml'):
+        assert load_config(REPO / "configs" / yaml_file).MODEL == cfg.MODEL
+    loss = {k: p.default for k, p in inspect.signature(GLoTLoss.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+    assert loss == {'kp_2d_weight': cfg.LOSS.KP_2D_W, 'kp_3d_weight': cfg.LOSS.KP_3D_W,
+                    'pose_weight': cfg.LOSS.POSE_W, 'shape_weight': cfg.LOSS.SHAPE_W,
+                    'motion_2d_weight': cfg.LOSS.vel_or_accel_2d_weight,
+                    'motion_3d_weight': cfg.LOSS.vel_or_accel_3d_weight, 'use_accel': cfg.LOSS.use_accel,
+                    'global_vel3d_unmasked': cfg.LOSS.GLOBAL_VEL3D_UNMASKED}

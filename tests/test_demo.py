@@ -243,7 +243,7 @@ def test_hog_boxes_cover_the_body(clip):
 # ---------------------------------------------------------------------------------------------------------
 
 def _official_windows(n, seq_len=16):
-    """The official FeatureDataset's (start, end) list, rebuilt from its description (spec B.8)."""
+    """The official FeatureDataset's (start, end) list, rebuilt from its description (official demo: one (start, end) window per frame)."""
     seq = [[i, i + seq_len - 1] for i in range(n - seq_len + 1)]
     seq = [[k, k] for k in range(seq_len // 2)] + seq + [[n - k, n - k] for k in range(seq_len // 2 - 1, 0, -1)]
     return [list(range(s, e + 1)) if s != e else [s] * seq_len for s, e in seq]

@@ -1,4 +1,4 @@
-"""Each GLoT loss term against a value worked out by hand on tiny tensors (spec B.4).
+"""Each GLoT loss term against a value worked out by hand on tiny tensors.
 
 Setup shared by the tests: T = 16 frames, the global branch masks frames 0-7, the local branch sees frames
 7, 8, 9. Predictions are all zero, so every error is the ground truth itself. Element counts used below:

@@ -1,4 +1,4 @@
-"""The per-epoch warm-up + cosine schedule equals the official one for the three YAMLs (spec B.4)."""
+"""The per-epoch warm-up + cosine schedule equals the official one for the three YAMLs."""
 import math
 from pathlib import Path
 

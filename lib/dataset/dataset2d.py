@@ -5,7 +5,7 @@ Training sample (official ``Insta``), T = ``seqlen``:
 - ``features`` ``(T, 2048)`` float32;
 - ``kp_2d`` ``(T, 49, 3)``: the 25 "insta" joints converted to SPIN-49 (missing joints zero, confidence 0),
   already in 224-crop pixels in the file, so only normalised to [-1, 1] (``2x/224 - 1``); float16 round trip
-  as in the official dataset (spec B.10 item 17).
+  as in the official dataset (the released dataset's float16 targets).
 
 The file is large (about 18 GB of features): only ``vid_name`` is read up front (for the windows); each clip
 is one contiguous row-range read per key. :meth:`InstaDataset.get_batch` serves whole batches.

@@ -11,7 +11,7 @@ Training sample (official ``Dataset3D``, set='train'), T = ``seqlen``:
 - ``w_smpl``, ``w_3d`` ``(T,)``: 3DPW 1/1, MPI-INF-3DHP 0/1, Human3.6M ``use_smpl``/1
   (``DATASET.H36M_USE_SMPL``; the official code switches it off only for the Table 1 3DPW model).
 
-Official quirk kept on purpose (spec B.10 item 17): ``kp_2d``, ``kp_3d`` and ``theta`` pass through float16
+Official quirk kept on purpose: ``kp_2d``, ``kp_3d`` and ``theta`` pass through float16
 before being returned as float32, exactly like the official dataset, so training sees the same quantised
 targets. MPI-INF-3DHP and Human3.6M 2D joints are also rounded to the database dtype before float16, as the
 official code writes them back into the database array.

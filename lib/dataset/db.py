@@ -17,7 +17,7 @@ Checks (each failure is a :class:`~lib.core.errors.UserError` with one line nami
 - every per-frame array has as many rows as ``vid_name``, and the trailing shapes listed in
   :data:`REQUIRED_KEYS` / :data:`OPTIONAL_KEYS` match (e.g. ``features`` ``(N, 2048)``).
 
-Database keys (N frames; the spec, B.5, lists them in full): ``vid_name`` (N,) str (bytes in the h5),
+Database keys (N frames): ``vid_name`` (N,) str (bytes in the h5),
 ``frame_id`` (N,), ``img_name`` (N,) str, ``joints2D`` (N, J, 3) pixels + confidence (J = 14 "common" for
 3DPW, 49 SPIN for MPI-INF-3DHP / Human3.6M, 25 "insta" for InstaVariety), ``joints3D`` (N, 49, 3) metres
 (3DPW val/test: (N, 14, 3)), ``pose`` (N, 72) axis-angle, ``shape`` (N, 10), ``bbox`` (N, 4)

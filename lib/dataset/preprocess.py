@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from lib.core.io import atomic_path
 from lib.models.spin import load_hmr
+from lib.models.params import smpl_from_rotmat
 from lib.utils.geometry import axis_angle_to_rotmat
 from lib.utils.img_utils import crop_image, read_image
 
@@ -103,14 +104,14 @@ def run_smpl(smpl, pose: np.ndarray, betas: np.ndarray, transl: np.ndarray | Non
         ``joints (N, 49, 3)`` (SPIN order) and ``vertices (N, 6890, 3)``, float32 metres.
     """
     device = device or next(iter(smpl.buffers())).device
+    pose, betas = torch.as_tensor(pose, dtype=torch.float32), torch.as_tensor(betas, dtype=torch.float32)
+    transl = None if transl is None else torch.as_tensor(transl, dtype=torch.float32)
     joints, verts = [], []
     for s in range(0, len(pose), chunk):
-        rot = axis_angle_to_rotmat(torch.as_tensor(pose[s:s + chunk], dtype=torch.float32, device=device)
-                                   .reshape(-1, 24, 3))
-        out = smpl(betas=torch.as_tensor(betas[s:s + chunk], dtype=torch.float32, device=device),
-                   body_pose=rot[:, 1:], global_orient=rot[:, :1],
-                   transl=None if transl is None else torch.as_tensor(transl[s:s + chunk], dtype=torch.float32,
-                                                                       device=device))
+        rows = slice(s, s + chunk)
+        rotmat = axis_angle_to_rotmat(pose[rows].to(device).reshape(-1, 24, 3))
+        out = smpl_from_rotmat(smpl, betas[rows].to(device), rotmat,
+                               None if transl is None else transl[rows].to(device))
         joints.append(out.joints.cpu())
         verts.append(out.vertices.cpu())
     return torch.cat(joints).numpy(), torch.cat(verts).numpy()

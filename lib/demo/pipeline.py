@@ -41,13 +41,13 @@ from lib.demo.renderer import Mesh, MeshRenderer, track_color, write_obj
 from lib.demo.tracking import (Track, drop_short_tracks, fill_gaps, smooth_boxes, square_boxes,
                                 track_detections)
 from lib.demo.video import FrameReader, VideoInfo, VideoWriter
+from lib.models.smpl import GENDERS
 
 logger = logging.getLogger(__name__)
 
 STAGES = ('detection', 'tracking', 'features', 'model', 'render')
 RESULT_KEYS = ('pred_cam', 'orig_cam', 'verts', 'pose', 'betas', 'joints3d', 'joints2d', 'bboxes', 'frame_ids')
 RESULTS_FILE = 'glot_output.pkl'
-GENDERS = ('neutral', 'male', 'female')
 
 
 @dataclass

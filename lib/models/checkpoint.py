@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 OFFICIAL_SMPL_PREFIXES = ('regressor.smpl.', 'global_modeling.regressor.smpl.')
 # smplx 0.1.13 SMPL(batch_size=64) creates these per-batch parameters; the official model never uses them.
 SMPL_DUMMY_PARAMS = {'betas': (64, 10), 'global_orient': (64, 3), 'body_pose': (64, 69)}
-# Official weights that no computation uses (spec B.10 items 2-3); shapes for writing zeros.
+# Official weights that no computation uses (the global regressor's fc2, the KTD heads' decshape / deccam); shapes for writing zeros.
 UNUSED_WEIGHTS = {
     'global_modeling.regressor.fc2.weight': (1024, 1024),
     'global_modeling.regressor.fc2.bias': (1024,),

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lib.models.params import smpl_from_rotmat
 from lib.utils.geometry import projection, rot6d_to_rotmat, rotmat_to_axis_angle
 from lib.utils.joints import H36M_TO_J14
 
@@ -97,7 +98,7 @@ def smpl_output(smpl: nn.Module, pose: torch.Tensor, shape: torch.Tensor, cam: t
     """
     n = pose.shape[0]
     rotmat = rot6d_to_rotmat(pose).view(n, NUM_JOINTS, 3, 3)
-    out = smpl(betas=shape, body_pose=rotmat[:, 1:], global_orient=rotmat[:, :1])
+    out = smpl_from_rotmat(smpl, shape, rotmat)
     verts = out.vertices
     if J_regressor is None:
         kp_3d = out.joints

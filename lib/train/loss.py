@@ -1,4 +1,4 @@
-"""The GLoT training loss (spec B.4): one per-branch loss applied to the global and the local branch.
+"""The GLoT training loss: one per-branch loss applied to the global and the local branch.
 
 The same set of terms is computed twice and summed with no branch weights:
 

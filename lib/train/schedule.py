@@ -1,4 +1,4 @@
-"""The official learning-rate schedule: per-epoch linear warm-up, then half a cosine (spec B.4).
+"""The official learning-rate schedule: per-epoch linear warm-up, then half a cosine (as the released ``lr_scheduler``).
 
 With peak ``max_lr`` (``TRAIN.GEN_LR``), floor ``min_lr`` (``TRAIN.GEN_MIN_LR``, officially ``GEN_LR / 10``),
 ``W`` warm-up epochs (``TRAIN.LR_PATIENCE``) and ``E`` epochs (``TRAIN.END_EPOCH``), epoch ``e`` (0-based)

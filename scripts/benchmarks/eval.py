@@ -30,8 +30,8 @@ CONFIG = 'configs/repr_table1_3dpw.yaml'
 # our results.json key -> the official harness key
 OFFICIAL_KEYS = {'pa_mpjpe': 'mpjpe_pa', 'mpjpe': 'mpjpe', 'mpvpe': 'mpvpe', 'accel_err': 'accel_err'}
 # The protocol itself matches the official one to float32 rounding (~2e-4 mm per frame when both score the
-# same predictions). Our forward agrees with the official forward to the model tolerance of spec A.2
-# (1e-4 m = 0.1 mm), which per-frame errors inherit (the acceleration, a second difference, up to 4x), while
+# same predictions). Our forward agrees with the official forward to the model tolerance checked against the
+# official code (1e-4 m = 0.1 mm), which per-frame errors inherit (the acceleration, a second difference, up to 4x), while
 # means over thousands of frames average it out.
 TOLERANCE_MM = {'mean': 1e-3, 'per_frame': 0.1, 'per_frame_accel': 0.4}
 
