@@ -22,15 +22,16 @@ is written, and the run exits with status 128 + signal number; --resume continue
 def main(argv=None) -> None:
     parser = config_argument_parser('Train GLoT on the configured datasets.', EPILOG)
     parser.add_argument('--resume', action='store_true',
-                        help="continue from OUTPUT_DIR/EXP_NAME/checkpoint.pth.tar if it exists "
-                             "(TRAIN.RESUME auto); TRAIN.RESUME PATH resumes from another file")
+                        help="continue the run in OUTPUT_DIR/EXP_NAME (its checkpoint.pth.tar must exist); with "
+                             "TRAIN.RESUME PATH, continue from that file instead")
     args = parser.parse_args(argv)
     if '--resume' in args.opts:         # the KEY VALUE remainder swallows flags written after it
         args.opts.remove('--resume')
         args.resume = True
-    cfg = config_from_args(args, ['TRAIN.RESUME', 'auto'] if args.resume else [])
-
-    result = train(cfg)
+    cfg = config_from_args(args)
+    if args.resume and cfg.TRAIN.RESUME in ('', 'auto'):
+        cfg = config_from_args(args, ['TRAIN.RESUME', 'auto'])
+    result = train(cfg, require_resume=args.resume)
     if result['stop_signal'] is not None:
         sys.exit(128 + result['stop_signal'])
 

@@ -62,7 +62,7 @@ def main(argv=None) -> None:
         make_synthetic_video(video, data, num_frames=40, bbox_file=boxes)
 
     common = ['DATA_ROOT', str(data), 'OUTPUT_DIR', str(runs), 'SEED_VALUE', str(args.seed)]
-    _run(['train.py', '--cfg', CFG, '--resume', *common])  # --resume: a finished run is not trained again
+    _run(['train.py', '--cfg', CFG, *common, 'TRAIN.RESUME', 'auto'])  # a finished run is not trained again
 
     from lib.core.config import load_config
     exp_dir = runs / load_config(REPO / CFG).EXP_NAME

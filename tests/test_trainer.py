@@ -196,8 +196,8 @@ def test_train_cli_resume_flag_and_synthetic_config(monkeypatch):
 
     seen = {}
 
-    def fake_train(cfg):
-        seen['cfg'] = cfg
+    def fake_train(cfg, require_resume=False):
+        seen['cfg'], seen['required'] = cfg, require_resume
         return {'stop_signal': None}
 
     monkeypatch.setattr(trainer_module, 'train', fake_train)
@@ -207,6 +207,6 @@ def test_train_cli_resume_flag_and_synthetic_config(monkeypatch):
     for tail in (['--resume', 'TRAIN.BATCH_SIZE', '4'], ['TRAIN.BATCH_SIZE', '4', '--resume']):
         cli.main(['--cfg', str(REPO_ROOT / 'configs' / 'synthetic.yaml'), *tail])
         cfg = seen['cfg']
-        assert cfg.TRAIN.RESUME == 'auto' and cfg.TRAIN.BATCH_SIZE == 4
+        assert cfg.TRAIN.RESUME == 'auto' and cfg.TRAIN.BATCH_SIZE == 4 and seen['required']
     # the quick-start config trains the official architecture
     assert cfg.MODEL == load_config(REPO_ROOT / 'configs' / 'repr_table1_3dpw.yaml').MODEL

@@ -22,7 +22,8 @@ import torch
 import yaml
 from yacs.config import CfgNode as CN
 
-from lib.core.errors import UserError
+from lib.core.checks import check_config
+from lib.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_ROOT_ENV = 'GLOT_DATA_ROOT'
@@ -275,10 +276,6 @@ _C.DEMO.RENDER_ALPHA = 1.0
 _C.DEMO.CACHE = True
 
 
-class ConfigError(UserError):
-    """A config file or override that cannot be used."""
-
-
 def get_cfg_defaults() -> CN:
     """A mutable copy of the defaults."""
     return _C.clone()
@@ -288,7 +285,8 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: list[str] | Non
     """Defaults, merged with ``cfg_file`` and then the ``KEY VALUE`` pairs in ``opts``; frozen.
 
     Raises:
-        ConfigError: missing or malformed file, unknown key, bad value type, odd-length ``opts``.
+        ConfigError: missing or malformed file, unknown key, bad value type, odd-length ``opts``, a value
+            out of its range (:func:`lib.core.checks.check_config`).
     """
     cfg = get_cfg_defaults()
     if cfg_file:
@@ -308,6 +306,17 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: list[str] | Non
             cfg.merge_from_list(list(opts))
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(f"override: {_yacs_message(err)}") from None
+    check_config(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def load_config_text(text: str) -> CN:
+    """A config saved as YAML text (``cfg.dump()``, as checkpoints store it), frozen, not merged or checked."""
+    try:
+        cfg = CN.load_cfg(text)
+    except (yaml.YAMLError, TypeError, ValueError) as err:
+        raise ConfigError(f"a stored config is not readable YAML: {' '.join(str(err).split())[:120]}") from None
     cfg.freeze()
     return cfg
 

@@ -6,3 +6,7 @@ class UserError(Exception):
     what is wrong and how to fix it; entry scripts print it and exit with status 2."""
 
     exit_code = 2
+
+
+class ConfigError(UserError):
+    """A config file, override or config value that cannot be used."""

@@ -6,15 +6,24 @@ flushed to disk (``fsync``), renamed over the destination (``os.replace``, atomi
 entry is flushed too; on an exception (or a kill) the destination keeps its previous content and the
 temporary file is removed (a SIGKILL leaves it behind: :func:`remove_orphans` deletes such files of dead
 processes at the next start). :func:`atomic_write` and :func:`atomic_copy` are the two common uses.
+
+A write that fails for a reason the user can fix (read-only folder, a file where a folder should be, a full
+disk) raises :class:`OutputError`: one line naming the path, the reason and, for a full disk, the free
+space. :func:`prepare_output_dir` creates an output folder and probes it with a small write, so that entry
+points fail before their work, never after it. :class:`RunLock` gives one process a folder for its life.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import re
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from lib.core.errors import UserError
 
 PARTIAL_MARK = '.partial'
 _PARTIAL_RE = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.partial')
@@ -48,20 +57,114 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+class OutputError(UserError, OSError):
+    """An output that cannot be written (read-only, not a folder, disk full, ...): one line, exit 2."""
+
+
+def output_error(path: str | os.PathLike, err: BaseException) -> OutputError:
+    """The :class:`OutputError` for a failed write of ``path`` (free space named when the disk is full)."""
+    reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
+    full = (isinstance(err, OSError) and err.errno == errno.ENOSPC) or 'enforce fail' in str(err)
+    if full:
+        reason = 'no space left on the device'
+    hint = ''
+    if full or (isinstance(err, OSError) and err.errno in (errno.EDQUOT,)):
+        try:
+            hint = f' ({shutil.disk_usage(_existing_parent(Path(path))).free / 2**20:.0f} MiB free there)'
+        except OSError:
+            pass
+    return OutputError(f"cannot write {path}: {reason}{hint}; free some space or choose another output folder"
+                       if full else f"cannot write {path}: {reason}; choose another output folder")
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield the temporary path to write ``path``'s content to (creating the parent folder); rename it into
-    place when the block succeeds, remove it when it raises."""
+    place when the block succeeds, remove it when it raises. OSErrors of the folder, the rename and the
+    writes (and torch's disk-full RuntimeError) become :class:`OutputError`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(path.parent, err) from err
     tmp = temporary_path(path)
     try:
         yield tmp
         _fsync_file(tmp)
         os.replace(tmp, path)
+    except OutputError:
+        raise
+    except OSError as err:
+        raise output_error(path, err) from err
+    except RuntimeError as err:
+        if 'enforce fail' not in str(err) and 'write failed' not in str(err):   # torch.save's disk errors
+            raise
+        raise output_error(path, err) from err
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def prepare_output_dir(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` (and parents) and probe it with a small atomic write, so that an output that cannot
+    be written fails now, before any work; removes temporary files of killed writers found there.
+
+    Raises:
+        OutputError: the folder cannot be created or written.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write into {folder}: it is a file, not a folder; choose another output folder")
+    probe = folder / '.write_probe'
+    atomic_write(probe, 'probe\n')
+    probe.unlink(missing_ok=True)
+    remove_orphans(folder)
+    return folder
+
+
+class RunLock:
+    """An exclusive ``fcntl`` lock on ``<folder>/.lock`` held for a run's life (released by the kernel if the
+    process dies). A second process asking for the same folder gets one line naming the holder's pid.
+
+    The lock file holds the holder's pid as text; it is a lock, not an output, so it is written in place.
+    """
+
+    NAME = '.lock'
+
+    def __init__(self, folder: str | os.PathLike, what: str = 'run'):
+        self.path = Path(folder) / self.NAME
+        self.what = what
+        self._file = None
+
+    def __enter__(self) -> 'RunLock':
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, 'a+', encoding='utf-8')
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or 'unknown'
+            handle.close()
+            raise UserError(f"another {self.what} (pid {holder}) is using {self.path.parent}; wait for it to end, "
+                            f"or choose another OUTPUT_DIR / EXP_NAME") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f'{os.getpid()}\n')
+        handle.flush()
+        self._file = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
 
 
 def atomic_write(path: str | os.PathLike, data: str | bytes) -> Path:

@@ -155,7 +155,26 @@ def load_db(path: str | os.PathLike, dataset: str, split: str) -> dict[str, np.n
         raise UserError(f"{path} holds a {type(data).__name__}, expected a dict of per-frame arrays")
     db = {key: value if isinstance(value, np.ndarray) else np.asarray(value) for key, value in data.items()}
     validate_db({key: value.shape for key, value in db.items()}, path, dataset, split)
+    check_finite(db, path)
     return db
+
+
+def check_finite(db: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+    """Refuse NaN / inf in the floating-point arrays of ``db`` (features, joints, pose, shape, boxes) with
+    one line naming the file, the key, the row and its sequence and frame."""
+    for key, value in db.items():
+        if value.dtype.kind != 'f' or value.size == 0:
+            continue
+        bad = ~np.isfinite(value.reshape(len(value), -1)).all(axis=1)
+        if bad.any():
+            row = int(np.argmax(bad))
+            where = f"row {row}"
+            if 'vid_name' in db:
+                name = db['vid_name'][row]
+                where += f" (sequence {name.decode() if isinstance(name, bytes) else name}"
+                where += f", frame {db['frame_id'][row]})" if 'frame_id' in db else ')'
+            raise UserError(f"{path}: '{key}' holds NaN or infinite values at {where} and {int(bad.sum()) - 1} "
+                            "other row(s); fix or regenerate the database")
 
 
 class H5Database:

@@ -170,7 +170,7 @@ class GLoTPredictor:
         self.device = resolve_device(cfg.DEVICE)
         self.checkpoint, self.spin_checkpoint = Path(ckpt), spin
         self.model = build_model(cfg).eval()
-        load_checkpoint(self.model, ckpt)
+        load_checkpoint(self.model, ckpt, cfg)
         self.hmr = load_hmr(spin, self.device)
         self.body = build_smpl(cfg, gender).to(self.device) if gender != 'neutral' else None
         self.faces = np.asarray(self.model.smpl.faces, dtype=np.int64)

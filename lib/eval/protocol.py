@@ -26,7 +26,6 @@ the subject's gendered SMPL (genders from the raw 3DPW sequence files); their ot
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Callable
 
@@ -34,11 +33,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lib.core.errors import UserError
 from lib.dataset.eval_sequences import EvalFrames, select_test_frames
 from lib.models.params import smpl_from_axis_angle, split_theta
 from lib.utils.metrics import M_TO_MM, accel_error, joint_errors, per_vertex_error, scored_joints
-
-logger = logging.getLogger(__name__)
 
 METRICS = ('pa_mpjpe', 'mpjpe', 'mpvpe', 'accel_err')
 PROTOCOLS = ('official', 'corrected')
@@ -170,9 +168,17 @@ class Evaluator:
         spec = EVAL_SETS[dataset]
         frames = select_test_frames(db, spec.scored_key, self.seqlen)
         if frames.num_frames == 0:
-            logger.warning('%s: no sequence has %d valid frames; nothing to evaluate', dataset, self.seqlen)
+            raise UserError(f"nothing to evaluate: no sequence of the {spec.label} test set has {self.seqlen} valid "
+                            "frames (check the database's 'valid' flags and sequence lengths)")
         gt = ground_truth_joints(db, spec, frames.rows)
         preds = self.predict(db, spec, frames, genders, keep_rotations=keep_predictions)
+        bad = ~torch.isfinite(preds.joints.reshape(frames.num_frames, -1)).all(dim=1)
+        if bad.any():
+            pos = int(bad.nonzero()[0])
+            seq = frames.seq_id[pos]
+            raise UserError(f"the model predicted NaN or infinite joints for {int(bad.sum())} frame(s), first "
+                            f"sequence {frames.names[seq]} frame {pos - frames.starts[seq]}; nothing was written "
+                            "(check the checkpoint and the database features)")
         pred = scored_joints(preds.joints, spec.lsp_joints)
         rows = {}
         for protocol in self.protocols:

@@ -12,10 +12,11 @@ import numpy as np
 
 from lib.core.config import db_path, resolve_device, resolve_path
 from lib.core.errors import UserError
+from lib.core.io import prepare_output_dir
 from lib.core.logs import log_file
 from lib.dataset.db import load_db, missing_file_error
 from lib.dataset.eval_sequences import as_str
-from lib.eval.protocol import EVAL_SETS, PROTOCOLS, EvalResult, EvalSetSpec, Evaluator
+from lib.eval.protocol import EVAL_SETS, EvalResult, EvalSetSpec, Evaluator
 from lib.eval.render import dataset_image_paths, render_predictions
 from lib.eval.report import format_table, write_results
 from lib.models import build_model, load_checkpoint
@@ -57,15 +58,13 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     """
     spec = eval_set_spec(dataset)
     protocols = list(cfg.EVAL.PROTOCOLS)
-    if not protocols or set(protocols) - set(PROTOCOLS):
-        raise UserError(f"EVAL.PROTOCOLS must list some of {', '.join(PROTOCOLS)}, got {protocols}")
     ckpt = checkpoint_path(cfg)
     db_file = db_path(cfg, spec.files_key, 'TEST')
     if not db_file.is_file():
         raise missing_file_error(db_file, spec.files_key)
     device = resolve_device(cfg.DEVICE)
     model = build_model(cfg)
-    load_checkpoint(model, ckpt)
+    load_checkpoint(model, ckpt, cfg)
     model.to(device).eval()
     # the model's body model is the neutral SMPL from the user's files, like the official GT model
     smpl = model.smpl if spec.mpvpe else None
@@ -77,7 +76,7 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     if render:
         image_paths = dataset_image_paths(cfg, dataset, db)
 
-    out_dir = Path(output_dir) if output_dir else default_output_dir(cfg, dataset)
+    out_dir = prepare_output_dir(Path(output_dir) if output_dir else default_output_dir(cfg, dataset))
     with log_file(out_dir):
         start = time.perf_counter()
         evaluator = Evaluator(model, device, j_regressor=j_regressor, smpl=smpl, gendered_smpl=gendered_smpl,

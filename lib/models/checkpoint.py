@@ -12,6 +12,11 @@ same parameter names and shapes, except for these official entries, handled on p
 - The dead weights (``global_modeling.regressor.fc2.*``, ``regressor.local_reg.decshape.*`` / ``deccam.*``)
   are loaded when the model keeps them (``MODEL.KEEP_UNUSED_WEIGHTS``, default) and skipped otherwise.
 
+Our checkpoints also store the config they were trained with (``config``, YAML text). :func:`load_checkpoint`
+with ``cfg`` refuses a config whose architecture (:data:`ARCHITECTURE_KEYS`) differs from the stored one,
+even when the shapes fit (e.g. another ``num_head``); official checkpoints store none and are not checked.
+Non-finite weights are refused at the door, naming the entry.
+
 ``save_checkpoint`` writes the official layout, including the SMPL buffers, zero dummy parameters and dead
 weights (zeros if the model has none), so the official code can load our files with ``strict=True``.
 """
@@ -25,6 +30,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from lib.core.checks import config_differences
+from lib.core.config import load_config_text
 from lib.core.errors import UserError
 from lib.core.io import atomic_path
 
@@ -45,6 +52,10 @@ UNUSED_WEIGHTS = {
 # Prefixes added by nn.DataParallel / DistributedDataParallel and torch.compile.
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')
 SMPL_VALUE_TOLERANCE = 1e-5
+# Config keys that change the network a checkpoint's weights belong to (shapes or forward computation).
+ARCHITECTURE_KEYS = ('DATASET.SEQLEN', 'MODEL.num_head', 'MODEL.d_model', 'MODEL.n_layers', 'MODEL.short_n_layers',
+                     'MODEL.short_d_model', 'MODEL.short_num_head', 'MODEL.stride_short',
+                     'MODEL.HSCR_OFFICIAL_POSE_SLICE', 'MODEL.KEEP_UNUSED_WEIGHTS')
 
 
 class CheckpointError(UserError):
@@ -74,7 +85,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint dict on the CPU (official files need ``weights_only=False``).
 
     Raises:
-        CheckpointError: missing, truncated or non-PyTorch file, or no ``gen_state_dict``/state dict in it.
+        CheckpointError: missing, truncated or non-PyTorch file, no ``gen_state_dict``/state dict in it, or
+            non-finite weights.
     """
     path = Path(path)
     if not path.is_file():
@@ -84,10 +96,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as err:   # torch.load raises many types for truncated or foreign files
         reason = ' '.join(str(err).split())[:160] or type(err).__name__
         raise CheckpointError(f"cannot read checkpoint {path}: truncated or not a PyTorch file ({reason})") from None
-    if isinstance(ckpt, dict) and isinstance(ckpt.get('gen_state_dict'), dict):
-        return ckpt
     if isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        return {'gen_state_dict': ckpt}
+        ckpt = {'gen_state_dict': ckpt}
+    if isinstance(ckpt, dict) and isinstance(ckpt.get('gen_state_dict'), dict):
+        for key, value in ckpt['gen_state_dict'].items():
+            if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all():
+                raise CheckpointError(f"{path}: weight {key} holds NaN or infinite values; the file is damaged "
+                                      "or comes from a diverged run: use another checkpoint")
+        return ckpt
     raise CheckpointError(f"{path} is not a GLoT checkpoint: it has no 'gen_state_dict' (keys: "
                           f"{', '.join(map(str, list(ckpt)[:8])) if isinstance(ckpt, dict) else type(ckpt).__name__})")
 
@@ -101,16 +117,32 @@ def _listing(kind: str, names: list[str], limit: int = 4) -> str:
     return f"{len(names)} {kind} ({', '.join(names[:limit])}{more})"
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> dict:
+def check_architecture(ckpt: dict, cfg, path: str | os.PathLike) -> None:
+    """Refuse ``cfg`` when its :data:`ARCHITECTURE_KEYS` differ from the config stored in ``ckpt`` (one line
+    naming them); a checkpoint without a stored config (official) passes."""
+    if not ckpt.get('config'):
+        return
+    changes = config_differences(load_config_text(ckpt['config']), cfg, ARCHITECTURE_KEYS)
+    if changes:
+        raise CheckpointError(f"{path} was trained with another architecture than this config describes: "
+                              f"{'; '.join(changes)}; pass the config it was trained with (--cfg)")
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike, cfg=None) -> dict:
     """Load GLoT weights from an official or our own checkpoint into ``model`` (strict, see module doc).
 
+    Args:
+        cfg: the config ``model`` was built from; when given, :func:`check_architecture` runs first.
     Returns:
         The checkpoint dict (``epoch``, ``performance``, ``gen_optimizer``, ... when present).
     Raises:
-        CheckpointError: unreadable file, or keys/shapes that do not fit the model; the message lists the
-            missing, unexpected and mismatching entries.
+        CheckpointError: unreadable file, non-finite weights, an architecture other than ``cfg``'s, or
+            keys/shapes that do not fit the model; the message lists the missing, unexpected and mismatching
+            entries.
     """
     ckpt = read_checkpoint(path)
+    if cfg is not None:
+        check_architecture(ckpt, cfg, path)
     target = _unwrap(model)
     own = target.state_dict()
     state = {_strip_wrappers(k): v for k, v in ckpt['gen_state_dict'].items()}

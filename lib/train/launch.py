@@ -17,18 +17,21 @@ import os
 import platform
 import signal
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.distributed as dist
 
-from lib.core.config import ConfigError, db_path, resolve_path
+from lib.core.checks import config_differences
+from lib.core.config import ConfigError, db_path, load_config_text, resolve_path
 from lib.core.errors import UserError
-from lib.core.io import atomic_write
+from lib.core.io import RunLock, atomic_write, prepare_output_dir
 from lib.core.logs import log_file
 from lib.dataset.loaders import batch_split, build_train_loaders, build_val_dataset
 from lib.models import build_model
+from lib.models.checkpoint import read_checkpoint
 from lib.models.smpl import load_h36m_regressor
 from lib.train.distributed import DistContext, RankShare, all_gather, init_distributed
 from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT, Trainer
@@ -39,6 +42,12 @@ from lib.train.schedule import build_lr_scheduler
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ('Adam', 'AdamW', 'SGD')
+# What a resumed run must keep: the architecture, the data mix and the batch layout (the saved loader position
+# and RNG states only mean the same clips under them). Everything else (END_EPOCH, learning rates, workers,
+# device, validation settings, ...) may change on resume.
+PINNED_KEYS = ('MODEL', 'DATASET.SEQLEN', 'DATASET.FILES', 'DATASET.H36M_USE_SMPL', 'TRAIN.DATASETS_2D',
+               'TRAIN.DATASETS_3D', 'TRAIN.DATA_2D_RATIO', 'TRAIN.BATCH_SIZE', 'TRAIN.OVERLAP',
+               'TRAIN.NUM_ITERS_PER_EPOCH', 'TRAIN.DATASET_EVAL', 'LOSS')
 
 
 def output_dir(cfg) -> Path:
@@ -46,19 +55,24 @@ def output_dir(cfg) -> Path:
     return Path(cfg.OUTPUT_DIR).expanduser() / cfg.EXP_NAME
 
 
-def resume_path(cfg, out_dir: Path) -> Path | None:
+def resume_path(cfg, out_dir: Path, required: bool = False) -> Path | None:
     """The checkpoint to resume from: ``TRAIN.RESUME`` as a path (relative to the working directory), or
     for ``auto`` this experiment's checkpoint if it exists; None for a fresh start.
 
+    Args:
+        required: ``train.py --resume``: a run to continue must exist.
     Raises:
-        UserError: an explicit ``TRAIN.RESUME`` file that does not exist.
+        UserError: an explicit ``TRAIN.RESUME`` file that does not exist; nothing to resume when ``required``.
     """
     value = cfg.TRAIN.RESUME
-    if not value:
-        return None
-    if value == 'auto':
+    if not value or value == 'auto':
         path = out_dir / CHECKPOINT
-        return path if path.is_file() else None
+        if path.is_file() and value == 'auto':
+            return path
+        if required:
+            raise UserError(f"--resume: nothing to resume, {path} does not exist; run without --resume to start "
+                            "afresh (or name a checkpoint with TRAIN.RESUME PATH)")
+        return None
     path = Path(value).expanduser()
     if not path.is_file():
         raise UserError(f"TRAIN.RESUME checkpoint not found: {path} (use 'auto' for {out_dir / CHECKPOINT}, "
@@ -83,6 +97,24 @@ def required_files(cfg, fresh: bool) -> list[tuple[str, Path]]:
             files += [(f'{name} training database', db_path(cfg, name, 'TRAIN')) for name in names]
     files.append((f'{cfg.TRAIN.DATASET_EVAL} validation database', db_path(cfg, cfg.TRAIN.DATASET_EVAL, 'VAL')))
     return files
+
+
+def earlier_run_files(out_dir: Path) -> list[Path]:
+    """Files of an earlier run in ``out_dir`` (checkpoint, best model, TensorBoard events)."""
+    names = [out_dir / CHECKPOINT, out_dir / BEST_CHECKPOINT]
+    return [p for p in names if p.is_file()] + sorted(out_dir.glob('events.out.tfevents.*'))
+
+
+def check_resume_settings(cfg, path: Path) -> None:
+    """Refuse to resume ``path`` under settings of :data:`PINNED_KEYS` other than those it was trained with
+    (one line listing them). A checkpoint without a stored config (an official one) is not checked."""
+    ckpt = read_checkpoint(path)
+    if not ckpt.get('config'):
+        return
+    changes = config_differences(load_config_text(ckpt['config']), cfg, PINNED_KEYS)
+    if changes:
+        raise UserError(f"cannot resume {path} with other settings than it was trained with: {'; '.join(changes)}; "
+                        "put them back, or start a new run (another EXP_NAME)")
 
 
 def check_files(cfg, fresh: bool) -> None:
@@ -117,37 +149,48 @@ def build_train_iterator(cfg, seed: int, ctx: DistContext):
     return train_iter
 
 
-def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bool | None = None) -> dict:
+def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bool | None = None,
+          require_resume: bool = False) -> dict:
     """Run (or resume) the training of ``cfg``; see the module docstring.
+
+    The main process holds :class:`lib.core.io.RunLock` on ``OUTPUT_DIR/EXP_NAME`` for the whole run, so a
+    second run into the same folder is refused. A fresh start refuses a folder that holds an earlier run's
+    files; a resume refuses changed :data:`PINNED_KEYS`.
 
     Args:
         after_step: hook called after every step (tests).
         progress: tqdm bars (None: only on a terminal).
+        require_resume: ``train.py --resume``: fail when there is nothing to resume.
     Returns:
         :meth:`Trainer.summary`; ``stop_signal`` is set when SIGINT / SIGTERM ended the run early.
     Raises:
-        UserError: missing files, an output folder that already holds a checkpoint of another run (resume
-            it or pick another EXP_NAME), bad settings, a non-finite loss.
+        UserError: missing files, a folder in use or holding another run, nothing to resume, changed
+            settings on resume, an output that cannot be written, bad settings, a non-finite loss.
     """
     ctx, device = init_distributed(cfg)
+    out_dir = output_dir(cfg)
+    check_files(cfg, fresh=resume_path(cfg, out_dir, require_resume) is None)
+    if cfg.TRAIN.BATCH_SIZE < ctx.world_size:
+        raise ConfigError(f"TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} is smaller than the {ctx.world_size} processes")
     try:
-        return _train(cfg, ctx, device, after_step, progress)
+        with RunLock(out_dir, 'training run') if ctx.is_main else nullcontext():
+            resume = resume_path(cfg, out_dir, require_resume)     # again, now that the folder is ours
+            earlier = earlier_run_files(out_dir) if resume is None else []
+            if earlier:
+                raise UserError(f"{out_dir} holds an earlier run ({', '.join(p.name for p in earlier)}): continue it "
+                                "with --resume, or choose another OUTPUT_DIR / EXP_NAME")
+            if resume is not None:
+                check_resume_settings(cfg, resume)
+            return _train(cfg, ctx, device, out_dir, resume, after_step, progress)
     finally:
         if ctx.enabled and dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _train(cfg, ctx: DistContext, device: torch.device, after_step, progress) -> dict:
-    out_dir = output_dir(cfg)
-    resume = resume_path(cfg, out_dir)
-    if resume is None and (out_dir / CHECKPOINT).is_file():
-        raise UserError(f"{out_dir / CHECKPOINT} exists: continue that run with --resume (TRAIN.RESUME auto), or "
-                        "choose another OUTPUT_DIR / EXP_NAME")
-    check_files(cfg, fresh=resume is None)
-    if cfg.TRAIN.BATCH_SIZE < ctx.world_size:
-        raise ConfigError(f"TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} is smaller than the {ctx.world_size} processes")
+def _train(cfg, ctx: DistContext, device: torch.device, out_dir: Path, resume: Path | None, after_step,
+           progress) -> dict:
     if ctx.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        prepare_output_dir(out_dir)
         atomic_write(out_dir / 'config.yaml', cfg.dump())
     with log_file(out_dir, ctx.is_main):
         logger.info('command: %s', ' '.join(sys.argv))

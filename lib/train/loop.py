@@ -109,6 +109,7 @@ class Trainer:
         self.iteration = 0                          # next step within that epoch
         self.global_step = 0
         self.best_performance = math.inf            # lowest validation PA-MPJPE (mm)
+        self.best_epoch: int | None = None          # checkpoint 'epoch' (0-based) that holds it
         self.last_performance: float | None = None  # PA-MPJPE of the latest validation
         self.history: list[dict] = []               # per finished epoch: mean loss, lr, validation metrics
         self.epoch_losses: list[float] = []         # total loss of each step of the current epoch so far
@@ -155,6 +156,7 @@ class Trainer:
         self.epoch, self.iteration = int(state['epoch']), int(state['iteration'])
         self.global_step = int(state['global_step'])
         self.best_performance = float(state['best_performance'])
+        self.best_epoch = state.get('best_epoch')
         self.last_performance = state['last_performance']
         self.history = list(state['history'])
         self.epoch_losses = list(state['epoch_losses'])
@@ -169,9 +171,25 @@ class Trainer:
             logger.warning('%s was written by %d processes, this run has %d: loader position restored, '
                            'random generators re-seeded (not an exact continuation)',
                            path, len(ranks), self.ctx.world_size)
+        if self.ctx.is_main and Path(path).resolve() == (self.out_dir / CHECKPOINT).resolve():
+            self._repair_best(path, int(ckpt['epoch']) if self.iteration == 0 else None)
         best = f'{self.best_performance:.2f} mm' if math.isfinite(self.best_performance) else 'none yet'
         logger.info('resumed from %s at epoch %d, step %d of %d (best PA-MPJPE %s)', path, self.epoch + 1,
                     self.iteration, self.num_iters, best)
+
+    def _repair_best(self, path: Path, finished_epoch: int | None) -> None:
+        """Make ``model_best.pth.tar`` hold the recorded best epoch again after a kill between the checkpoint
+        write and the best-model copy: the checkpoint of that epoch is then the last one written."""
+        best_file = self.out_dir / BEST_CHECKPOINT
+        if self.best_epoch is None or _saved_epoch(best_file) == self.best_epoch:
+            return
+        if finished_epoch != self.best_epoch:
+            logger.warning('%s does not hold the best epoch %d recorded in %s and cannot be rebuilt from it',
+                           best_file, self.best_epoch + 1, path)
+            return
+        atomic_copy(path, best_file)
+        logger.warning('repaired %s: it did not hold the recorded best epoch %d (a run stopped between the '
+                       'checkpoint and the best-model copy)', best_file, self.best_epoch + 1)
 
     # ----------------------------------------------------------------------------------------- loop
     def fit(self) -> dict:
@@ -292,6 +310,7 @@ class Trainer:
             is_best = val['pa_mpjpe'] < self.best_performance
             if is_best:
                 self.best_performance = val['pa_mpjpe']
+                self.best_epoch = epoch
         if self.writer is not None:
             self.writer.add_scalar('train/lr', record['lr'], epoch + 1)
         self.history.append(record)
@@ -306,7 +325,8 @@ class Trainer:
         """The loop state saved under ``trainer`` (collective under DDP: every rank must call it)."""
         mine = {'rng': rng_state(self.device), 'loader': self.train_iter.state_dict()}
         return {'epoch': self.epoch, 'iteration': self.iteration, 'global_step': self.global_step,
-                'best_performance': self.best_performance, 'last_performance': self.last_performance,
+                'best_performance': self.best_performance, 'best_epoch': self.best_epoch,
+                'last_performance': self.last_performance,
                 'history': list(self.history), 'epoch_losses': list(self.epoch_losses), 'seed': self.seed,
                 'ranks': all_gather(self.ctx, mine)}
 
@@ -401,9 +421,15 @@ def merge_batch(target_2d: dict | None, target_3d: dict | None,
     return features, target, n_2d
 
 
+def _saved_epoch(path: Path) -> int | None:
+    """The ``epoch`` entry of a checkpoint file; None when it is missing or unreadable."""
+    try:
+        return int(torch.load(path, map_location='cpu', weights_only=False, mmap=True)['epoch'])
+    except Exception:   # missing, truncated or foreign: treated as not holding any epoch
+        return None
+
+
 def _amp_dtype(name: str, device: torch.device):
-    if name not in AMP_DTYPES:
-        raise ConfigError(f"TRAIN.AMP '{name}' is not one of {', '.join(AMP_DTYPES)}")
     if name == 'fp16' and device.type != 'cuda':
         raise ConfigError("TRAIN.AMP fp16 needs a CUDA device (gradient scaling); use bf16 or none on "
                           f"'{device.type}'")
