@@ -240,36 +240,33 @@ def case_checkpoint_of_another_architecture(ws: Workspace) -> None:
 
 
 # ------------------------------------------------------------------------------------------- data
-def _damaged_db(ws: Workspace, name: str, change: Callable[[dict], None]) -> Path:
+def _evaluation_refused(ws: Workspace, name: str, change: Callable[[dict], None], match: str) -> None:
+    """Evaluate a copy of the generated 3DPW test database changed by ``change``: it must be refused with
+    ``match`` and leave no results."""
     db = joblib.load(ws.root / 'preprocessed_data' / '3dpw_test_db.pt')
     change(db)
-    path = ws.folder('dbs') / name
-    joblib.dump(db, path)
-    return path
+    db_file = ws.folder('dbs') / f'{name}_db.pt'
+    joblib.dump(db, db_file)
+    path, _ = ws.checkpoint('eval.pth.tar')
+    cfg = ws.cfg(**{'TRAIN.PRETRAINED': str(path), 'DATASET.FILES.ThreeDPW.TEST': str(db_file)})
+    out = ws.folder(f'eval_{name}') / 'eval'
+    with refused(match):
+        run_evaluation(cfg, '3dpw', output_dir=out, progress=False)
+    assert not (out / 'results.json').exists()
 
 
 def case_nan_in_test_features(ws: Workspace) -> None:
     """NaN in a test database's features: refused naming file, key and frame; no results written."""
     def poison(db):
         db['features'][5, 7] = np.nan
-    db = _damaged_db(ws, 'nan_db.pt', poison)
-    path, _ = ws.checkpoint('eval.pth.tar')
-    cfg = ws.cfg(**{'TRAIN.PRETRAINED': str(path), 'DATASET.FILES.ThreeDPW.TEST': str(db)})
-    out = ws.folder('eval_nan') / 'eval'
-    with refused("'features' holds NaN or infinite values at row 5"):
-        run_evaluation(cfg, '3dpw', output_dir=out, progress=False)
-    assert not (out / 'results.json').exists()
+    _evaluation_refused(ws, 'nan', poison, "'features' holds NaN or infinite values at row 5")
 
 
 def case_nan_in_ground_truth(ws: Workspace) -> None:
     """Infinite ground-truth joints: refused at the door (before any SVD)."""
     def poison(db):
         db['joints3D'][3, 2, 1] = np.inf
-    db = _damaged_db(ws, 'inf_gt_db.pt', poison)
-    path, _ = ws.checkpoint('eval.pth.tar')
-    cfg = ws.cfg(**{'TRAIN.PRETRAINED': str(path), 'DATASET.FILES.ThreeDPW.TEST': str(db)})
-    with refused("'joints3D' holds NaN or infinite values at row 3"):
-        run_evaluation(cfg, '3dpw', output_dir=ws.folder('eval_inf') / 'eval', progress=False)
+    _evaluation_refused(ws, 'inf_gt', poison, "'joints3D' holds NaN or infinite values at row 3")
 
 
 def case_nan_in_checkpoint_weights(ws: Workspace) -> None:
@@ -286,13 +283,7 @@ def case_nothing_to_evaluate(ws: Workspace) -> None:
     """A test set in which no sequence has 16 valid frames: one line, nothing written."""
     def invalidate(db):
         db['valid'][:] = 0
-    db = _damaged_db(ws, 'short_db.pt', invalidate)
-    path, _ = ws.checkpoint('eval.pth.tar')
-    cfg = ws.cfg(**{'TRAIN.PRETRAINED': str(path), 'DATASET.FILES.ThreeDPW.TEST': str(db)})
-    out = ws.folder('eval_empty') / 'eval'
-    with refused('nothing to evaluate'):
-        run_evaluation(cfg, '3dpw', output_dir=out, progress=False)
-    assert not (out / 'results.json').exists()
+    _evaluation_refused(ws, 'empty', invalidate, 'nothing to evaluate')
 
 
 # ------------------------------------------------------------------------------------------- outputs
