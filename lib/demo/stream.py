@@ -30,7 +30,7 @@ import os
 import re
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -162,15 +162,17 @@ class OnlineGLoT:
 
 @dataclass
 class StreamResult:
-    """What :func:`run_stream` did: frames read, wall seconds, per frame the processing time ``step_ms``
-    (reading excluded) and per emitted person-frame the ``latency_ms`` from arrival to result."""
+    """What :func:`run_stream` did: frames read, wall seconds, how many frames results lag their input
+    (``latency_frames``), per frame the processing time ``step_ms`` (reading excluded) and per emitted
+    person-frame the ``latency_ms`` from arrival to result."""
 
     output_dir: Path
     files: list[Path]
     num_frames: int
     seconds: float
+    latency_frames: int
     step_ms: np.ndarray
-    latency_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    latency_ms: np.ndarray
 
     @property
     def fps(self) -> float:
@@ -276,12 +278,13 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
     files = [lines_path] + ([video_path] if writer is not None else [])
     if options.save_obj:
         files.append(output_dir / 'meshes')
-    result = StreamResult(output_dir, files, online.frames, seconds, np.array(steps), np.array(latencies))
-    logger.info(stream_summary(result, online.latency))
+    result = StreamResult(output_dir, files, online.frames, seconds, online.latency, np.array(steps),
+                          np.array(latencies))
+    logger.info(stream_summary(result))
     return result
 
 
-def stream_summary(result: StreamResult, latency_frames: int) -> str:
+def stream_summary(result: StreamResult) -> str:
     """A small table of the online run: frames, sustained frames/s, processing and result latency (ms)."""
     def stats(values: np.ndarray) -> str:
         if not len(values):
@@ -289,7 +292,7 @@ def stream_summary(result: StreamResult, latency_frames: int) -> str:
         return ' '.join(f'{v:8.1f}' for v in (values.mean(), np.percentile(values, 50), np.percentile(values, 95)))
 
     lines = [f'stream: {result.num_frames} frames in {result.seconds:.2f} s = {result.fps:.1f} frames/s sustained; '
-             f'results {latency_frames} frames behind their input',
+             f'results {result.latency_frames} frames behind their input',
              f'  {"ms":<34s} {"mean":>8s} {"p50":>8s} {"p95":>8s}',
              f'  {"processing per input frame":<34s} {stats(result.step_ms)}',
              f'  {"arrival -> result, per person":<34s} {stats(result.latency_ms)}']
