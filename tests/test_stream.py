@@ -3,7 +3,6 @@ the offline demo's results exactly seqlen // 2 frames late, and bad sources fail
 import json
 from types import SimpleNamespace
 
-import joblib
 import numpy as np
 import pytest
 import torch

@@ -215,8 +215,8 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
               if cfg.DEMO[key]]
     if future:
         logger.info(f"stream: not applied online (they need future frames): {', '.join(future)}")
-    detector = None if boxes else build_detector(options.detector or cfg.DEMO.DETECTOR, resolve_device(cfg.DEVICE),
-                                                 cfg.DEMO, 1)
+    detector = None if boxes is not None else build_detector(options.detector or cfg.DEMO.DETECTOR,
+                                                             resolve_device(cfg.DEVICE), cfg.DEMO, 1)
     tracker = IoUTracker(cfg.DEMO.TRACK_IOU_THRESHOLD, cfg.DEMO.TRACK_MAX_AGE)
     predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
     online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
