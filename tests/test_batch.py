@@ -64,7 +64,7 @@ def test_batch_inputs(tmp_path):
     (folder / 'frames').mkdir(parents=True)
     (folder / 'frames' / '000.png').write_bytes(b'')
     (folder / 'empty_sub').mkdir()
-    for name in ('b.mp4', 'a.MOV', 'boxes.csv'):
+    for name in ('b.mp4', 'a.MOV', 'boxes.csv', '._b.mp4', '.b.mp4.123.partial.mp4'):
         (folder / name).write_bytes(b'')
     assert batch_inputs(folder) == [folder / 'a.MOV', folder / 'b.mp4', folder / 'frames']
     assert batch_inputs(folder / 'frames') is None          # a folder of images is one video

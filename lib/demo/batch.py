@@ -1,7 +1,7 @@
 """Batch mode: many videos through the demo, each into its own output folder, sharded over torchrun processes.
 
 ``--vid_file`` names a batch when it is a folder holding videos (files ending in :data:`VIDEO_EXTENSIONS`,
-and sub-folders of frames; a folder holding images directly is one video, as before) or a ``.txt`` list with
+and sub-folders of frames; hidden names skipped; a folder holding images directly is one video, as before) or a ``.txt`` list with
 one video path per line (blank lines and ``#`` comments skipped, relative paths relative to the list's
 folder). Videos are processed in sorted order (a list: its order) with the models loaded once; each writes
 ``<output_folder>/<video name>/`` exactly as a single-video run, plus :data:`DONE_FILE`.
@@ -115,9 +115,9 @@ def batch_inputs(vid_file: str | os.PathLike) -> list[Path] | None:
         return _read_list(path)
     if not path.is_dir() or any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir() if p.is_file()):
         return None
-    videos = [p for p in sorted(path.iterdir())
-              if (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
-              or (p.is_dir() and any(q.suffix.lower() in IMAGE_EXTENSIONS for q in p.iterdir()))]
+    videos = [p for p in sorted(path.iterdir()) if not p.name.startswith('.') and (
+              (p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+              or (p.is_dir() and any(q.suffix.lower() in IMAGE_EXTENSIONS for q in p.iterdir())))]
     if not videos:
         raise UserError(f"folder {path} holds no videos ({'/'.join(VIDEO_EXTENSIONS)} files or folders of "
                         f"frames) and no images; give a video, a folder of them or a .txt list")
