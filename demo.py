@@ -2,7 +2,9 @@
 
 Thin command line over lib/demo/pipeline.py (official flag names kept). Outputs go to
 ``<output_folder>/<video name>/``: ``glot_output.pkl`` (joblib; person id -> pred_cam, orig_cam, verts, pose,
-betas, joints3d, joints2d, bboxes, frame_ids) and ``<video name>_glot_output.mp4``.
+betas, joints3d, joints2d, bboxes, frame_ids) and ``<video name>_glot_output.mp4``. ``--vid_file`` with a
+folder of videos or a .txt list runs them all (lib/demo/batch.py, also under torchrun); ``--stream`` is the
+online mode (lib/demo/stream.py).
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ EPILOG = """examples:
   python demo.py --vid_file my_video.mp4 --cfg configs/repr_table1_3dpw.yaml --checkpoint data/pretrained_models/table1_3dpw_weights.pth.tar
   python demo.py --vid_file frames_folder/ --cfg configs/repr_table2_3dpw.yaml --checkpoint data/pretrained_models/table2_3dpw_weights.pth.tar --detector hog --sideview
   python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --bbox_file boxes.csv DEMO.MIN_TRACK_LEN 10 DEVICE cpu
+  python demo.py --vid_file videos/ --cfg configs/repr_table1_3dpw.yaml      # every video of a folder (or a .txt list)
+  torchrun --nproc_per_node 4 demo.py --vid_file videos/ --cfg configs/repr_table1_3dpw.yaml   # shared over 4 GPUs
+  python demo.py --stream 0 --cfg configs/repr_table1_3dpw.yaml               # camera 0, results 8 frames behind
 
 --cfg must describe the checkpoint's architecture (the official YAML it was trained with); without --checkpoint
 the config's TRAIN.PRETRAINED is used (the official YAMLs point at data/pretrained_models/).
@@ -29,13 +34,18 @@ or a JSON list of {"frame", "x1", "y1", "x2", "y2"[, "score"][, "track_id"]} (se
 def build_parser() -> argparse.ArgumentParser:
     parser = config_argument_parser(__doc__.splitlines()[0], EPILOG)
     parser.add_argument('--cfgs', dest='cfg', metavar='FILE', help='same as --cfg (official spelling)')
-    parser.add_argument('--vid_file', required=True, help='input video file or folder of frames')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--vid_file', help='input video file or folder of frames; or a folder of videos or a .txt '
+                        'list of video paths (batch mode: finished videos skipped, torchrun shares them out)')
+    source.add_argument('--stream', metavar='SOURCE', help='online mode: a camera index, a URL OpenCV can open or '
+                        'a video file read as if live; JSON lines and an overlay video as frames come')
     parser.add_argument('--output_folder', default='demo_output', help='results go to OUTPUT_FOLDER/<video name>/')
     parser.add_argument('--checkpoint', help='GLoT weights (default: TRAIN.PRETRAINED of the config)')
     parser.add_argument('--detector', choices=('auto', 'torchvision', 'hog'),
                         help='person detector (default DEMO.DETECTOR: auto = torchvision if its weights are on '
                              'disk, else HOG)')
-    parser.add_argument('--bbox_file', help='per-frame person boxes (CSV or JSON) instead of a detector')
+    parser.add_argument('--bbox_file', help='per-frame person boxes (CSV or JSON) instead of a detector; in '
+                        'batch mode a folder of <video name>.csv/.json')
     parser.add_argument('--tracker_batch_size', type=int, default=12, help='frames per detector batch')
     parser.add_argument('--yolo_img_size', type=int, help='official flag; ignored (no YOLO detector here)')
     parser.add_argument('--display', action='store_true', help='official flag; ignored (headless)')
@@ -54,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    from lib.demo.pipeline import DemoOptions, run_demo
+    from lib.demo.batch import run_videos
+    from lib.demo.pipeline import DemoOptions
+    from lib.demo.stream import run_stream
 
     args = build_parser().parse_args(argv)
     extra = ['DEVICE', f'cuda:{args.gpu}'] if args.gpu is not None else []
@@ -67,7 +79,10 @@ def main(argv=None) -> None:
                           tracker_batch_size=args.tracker_batch_size, save_pkl=args.save_pkl,
                           save_obj=args.save_obj, sideview=args.sideview, render_plain=args.render_plain,
                           wireframe=args.wireframe, render=not args.no_render, gender=args.gender)
-    run_demo(cfg, args.vid_file, args.output_folder, options, checkpoint=args.checkpoint)
+    if args.stream is not None:
+        run_stream(cfg, args.stream, args.output_folder, options, checkpoint=args.checkpoint)
+    else:
+        run_videos(cfg, args.vid_file, args.output_folder, options, checkpoint=args.checkpoint)
 
 
 if __name__ == '__main__':

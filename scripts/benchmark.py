@@ -5,6 +5,8 @@
     python scripts/benchmark.py --part train          # training iterations/s, official batch shape
     python scripts/benchmark.py --part eval           # evaluate.py wall time on a 3DPW-sized generated DB
     python scripts/benchmark.py --part demo           # demo frames/s per stage
+    python scripts/benchmark.py --part batch          # batch mode videos/hour (a folder of videos)
+    python scripts/benchmark.py --part stream         # online mode sustained frames/s and latency (ms)
 
 Each part lives in scripts/benchmarks/<part>.py and exposes ``add_arguments(parser)`` and ``run(args)``.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PARTS = ('model', 'data', 'train', 'eval', 'demo')
+PARTS = ('model', 'data', 'train', 'eval', 'demo', 'batch', 'stream')
 
 
 def main(argv=None) -> None:

@@ -274,6 +274,12 @@ _C.DEMO.RENDER_MODE = 'zbuffer'
 _C.DEMO.RENDER_ALPHA = 1.0
 # Reuse detections and features cached in the output folder when the video and settings are unchanged.
 _C.DEMO.CACHE = True
+# Batch mode under torchrun: minutes a process waits for the others to finish their share of the videos
+# before rank 0 writes the summary (the gloo process group's timeout).
+_C.DEMO.BATCH_TIMEOUT_MIN = 1440.0
+# Online mode (--stream): also write each person's 6890 x 3 vertices (metres) in its JSON line (about 400 kB
+# a line; without them a line holds the cameras, pose, shape, box and 3D joints).
+_C.DEMO.STREAM_VERTS = False
 
 
 def get_cfg_defaults() -> CN:

@@ -180,10 +180,10 @@ class GLoTPredictor:
         return self.model.seqlen
 
     @torch.no_grad()
-    def features(self, frames, tracks: list[PersonTrack]) -> dict[int, torch.Tensor]:
+    def features(self, frames, tracks: list[PersonTrack], progress: bool = True) -> dict[int, torch.Tensor]:
         """SPIN features ``(n, 2048)`` float32 (CPU) per track id, from one pass over ``frames`` (BGR uint8
         ``(H, W, 3)``): each tracked frame is cropped around its box at ``DEMO.BBOX_SCALE``, and crops of all
-        tracks are batched together (``DEMO.FEATURE_BATCH_SIZE``)."""
+        tracks are batched together (``DEMO.FEATURE_BATCH_SIZE``). ``progress`` shows a tqdm bar."""
         scale, batch_size = self.cfg.DEMO.BBOX_SCALE, self.cfg.DEMO.FEATURE_BATCH_SIZE
         out = {t.track_id: torch.zeros(len(t.frames), 2048) for t in tracks}
         where: dict[int, list[tuple[int, int]]] = {}
@@ -201,7 +201,7 @@ class GLoTPredictor:
             slots.clear()
 
         total = sum(len(t.frames) for t in tracks)
-        with tqdm(total=total, desc='features', unit='crop') as bar:
+        with tqdm(total=total, desc='features', unit='crop', disable=not progress) as bar:
             for frame_index, frame in enumerate(frames):
                 if frame_index not in where:
                     continue
@@ -219,13 +219,17 @@ class GLoTPredictor:
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor, track: PersonTrack, width: int, height: int,
-                render_plain: bool = False) -> dict:
+                render_plain: bool = False, rows: list[int] | None = None) -> dict:
         """Run GLoT over the windows of one track and return the official per-person dict (``RESULT_KEYS``).
 
         ``features (n, 2048)``; ``width``, ``height`` of the frames. ``render_plain`` replaces the predicted
-        crop camera by (1, 0, 0) before the conversion, as the official ``--render_plain``.
+        crop camera by (1, 0, 0) before the conversion, as the official ``--render_plain``. ``rows``: only the
+        windows of these rows of the track (default all); the dict then has ``len(rows)`` rows.
         """
         idx = torch.from_numpy(window_indices(len(track.frames), self.seqlen, self.cfg.DEMO.WINDOW_PADDING))
+        if rows is not None:
+            idx = idx[rows]
+            track = PersonTrack(track.track_id, track.frames[rows], track.bboxes[rows])
         theta, verts, joints = [], [], []
         for start in range(0, len(idx), self.cfg.DEMO.MODEL_BATCH_SIZE):
             windows = features[idx[start:start + self.cfg.DEMO.MODEL_BATCH_SIZE]].to(self.device)
@@ -414,26 +418,32 @@ def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.
         for frame_index, frame in enumerate(reader):
             if frame_index >= num_frames:
                 break
-            people = per_frame[frame_index]
-            if options.save_obj:
-                for pid, row in people:
-                    path = output_dir / 'meshes' / f'{pid:04d}' / f'{frame_index:06d}.obj'
-                    write_obj(path, results[pid]['verts'][row], faces)
-            if writer is not None:
-                meshes = [Mesh(results[pid]['verts'][row], results[pid]['orig_cam'][row], track_color(pid))
-                          for pid, row in people]
-                base = np.zeros_like(frame) if options.render_plain else frame
-                image = renderer.render(base, meshes)
-                if options.sideview:
-                    image = np.concatenate([image, renderer.render(np.zeros_like(frame), meshes, side_view=True)],
-                                           axis=1)
-                writer.write(image)
+            people = [(pid, results[pid]['verts'][row], results[pid]['orig_cam'][row])
+                      for pid, row in per_frame[frame_index]]
+            render_frame(renderer, writer, frame, frame_index, people, faces, output_dir, options)
             bar.update(1)
     if writer is not None:
         files.append(video_path)
     if options.save_obj:
         files.append(output_dir / 'meshes')
     return files
+
+
+def render_frame(renderer: MeshRenderer, writer: VideoWriter | None, frame: np.ndarray, frame_index: int,
+                 people: list[tuple[int, np.ndarray, np.ndarray]], faces: np.ndarray, output_dir: Path,
+                 options: DemoOptions) -> None:
+    """The outputs of one frame: ``meshes/<id>/<frame>.obj`` (``save_obj``) and the overlay image appended to
+    ``writer`` (when given). ``people`` lists ``(track id, verts (6890, 3), orig_cam (4,))``."""
+    if options.save_obj:
+        for pid, verts, _ in people:
+            write_obj(output_dir / 'meshes' / f'{pid:04d}' / f'{frame_index:06d}.obj', verts, faces)
+    if writer is not None:
+        meshes = [Mesh(verts, cam, track_color(pid)) for pid, verts, cam in people]
+        base = np.zeros_like(frame) if options.render_plain else frame
+        image = renderer.render(base, meshes)
+        if options.sideview:
+            image = np.concatenate([image, renderer.render(np.zeros_like(frame), meshes, side_view=True)], axis=1)
+        writer.write(image)
 
 
 @contextmanager

@@ -73,6 +73,50 @@ class _ActiveTrack:
                      np.asarray(self.scores, dtype=np.float64))
 
 
+class IoUTracker:
+    """The tracker of :func:`track_detections` one frame at a time (causal): :meth:`update` takes frame
+    ``f``'s detections ``(n, 5)`` (or ``(n, 4)``, score 1) and returns ``[(track_id, box (4,) x1y1x2y2)]`` of
+    the tracks matched or born in that frame; :meth:`tracks` returns everything seen so far."""
+
+    def __init__(self, iou_threshold: float = 0.3, max_age: int = 1):
+        self.iou_threshold = iou_threshold
+        self.max_age = max_age
+        self.live: list[_ActiveTrack] = []
+        self.finished: list[_ActiveTrack] = []
+        self.next_id = 1
+        self.frame = 0
+
+    def update(self, dets) -> list[tuple[int, np.ndarray]]:
+        frame = self.frame
+        boxes, scores = _boxes_and_scores(dets)
+        predicted = np.array([t.predicted_box(frame) for t in self.live]).reshape(-1, 4)
+        pairs = match_boxes(predicted, boxes, self.iou_threshold)
+        matched_tracks = {t for t, _ in pairs}
+        matched_dets = {d for _, d in pairs}
+        for t, d in pairs:
+            self.live[t].frames.append(frame)
+            self.live[t].boxes.append(boxes[d])
+            self.live[t].scores.append(float(scores[d]))
+        still_live = []
+        for index, track in enumerate(self.live):
+            if index in matched_tracks or frame - track.frames[-1] <= self.max_age:
+                still_live.append(track)
+            else:
+                self.finished.append(track)
+        self.live = still_live
+        for d in range(len(boxes)):
+            if d not in matched_dets:
+                self.live.append(_ActiveTrack(self.next_id, frame, boxes[d], float(scores[d])))
+                self.next_id += 1
+        self.frame += 1
+        return [(t.track_id, t.boxes[-1]) for t in self.live if t.frames[-1] == frame]
+
+    def tracks(self, min_hits: int = 3) -> list[Track]:
+        """The tracks so far with at least ``min_hits`` detections, sorted by id."""
+        tracks = [t.to_track() for t in self.finished + self.live if len(t.frames) >= min_hits]
+        return sorted(tracks, key=lambda t: t.track_id)
+
+
 def track_detections(detections: list[np.ndarray], iou_threshold: float = 0.3, max_age: int = 1,
                      min_hits: int = 3) -> list[Track]:
     """Link per-frame detections into tracks.
@@ -83,32 +127,10 @@ def track_detections(detections: list[np.ndarray], iou_threshold: float = 0.3, m
     detections are discarded. Returned tracks are sorted by id and may have gaps of at most ``max_age``
     frames (see :func:`fill_gaps`).
     """
-    live: list[_ActiveTrack] = []
-    finished: list[_ActiveTrack] = []
-    next_id = 1
-    for frame, dets in enumerate(detections):
-        boxes, scores = _boxes_and_scores(dets)
-        predicted = np.array([t.predicted_box(frame) for t in live]).reshape(-1, 4)
-        pairs = match_boxes(predicted, boxes, iou_threshold)
-        matched_tracks = {t for t, _ in pairs}
-        matched_dets = {d for _, d in pairs}
-        for t, d in pairs:
-            live[t].frames.append(frame)
-            live[t].boxes.append(boxes[d])
-            live[t].scores.append(float(scores[d]))
-        still_live = []
-        for index, track in enumerate(live):
-            if index in matched_tracks or frame - track.frames[-1] <= max_age:
-                still_live.append(track)
-            else:
-                finished.append(track)
-        live = still_live
-        for d in range(len(boxes)):
-            if d not in matched_dets:
-                live.append(_ActiveTrack(next_id, frame, boxes[d], float(scores[d])))
-                next_id += 1
-    tracks = [t.to_track() for t in finished + live if len(t.frames) >= min_hits]
-    return sorted(tracks, key=lambda t: t.track_id)
+    tracker = IoUTracker(iou_threshold, max_age)
+    for dets in detections:
+        tracker.update(dets)
+    return tracker.tracks(min_hits)
 
 
 def _boxes_and_scores(dets) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,300 @@
+"""Online (streaming) mode: per-frame results of a camera, a stream URL or a video file read as if live.
+
+Each frame is detected (or read from a ``--bbox_file``) and tracked causally (:class:`IoUTracker`, one
+``update`` per frame), its people's SPIN features go into per-track ring buffers, and when frame ``t``
+arrives the result of frame ``t - L`` is emitted, ``L = seqlen // 2`` (8 frames for GLoT's 16-frame
+windows). At the end of the stream (or Ctrl-C) the last ``L`` frames are flushed. Windows are the offline
+demo's (:func:`lib.demo.pipeline.window_indices`, ``DEMO.WINDOW_PADDING``) over a track's rows: a track's
+last rows are its last rows so far, which equals the offline windows whenever a track has a box in every
+frame of its span.
+
+Settings that need future frames are not applied online: box smoothing (``DEMO.BBOX_SMOOTH_SIGMA``), gap
+filling (``DEMO.FILL_GAPS``) and dropping short tracks (``DEMO.MIN_TRACK_LEN``, and the tracker's 3-hit
+minimum). With ``DEMO.BBOX_SMOOTH_SIGMA 0`` and tracks without gaps that are longer than ``MIN_TRACK_LEN``
+the online results equal the offline demo's (float tolerance).
+
+Outputs in ``<output_folder>/<name>/`` (``name``: the file's stem, ``camera<N>``, or the URL's last path
+part): :data:`STREAM_FILE`, JSON lines, one per person per frame, written to its final name and flushed line
+by line as results come (the one output not written atomically, so a reader can follow it live); and,
+unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video encoded as frames come (renamed into
+place when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
+whose arrival released it (``emitted_at``; ``flushed`` for the tail), ``latency_ms`` (wall time from the
+frame's arrival to its result) and the keys of ``glot_output.pkl`` for that person and frame (``verts`` only
+with ``DEMO.STREAM_VERTS``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lib.core.config import resolve_device
+from lib.core.errors import UserError
+from lib.demo.batch import Ranks
+from lib.demo.detection import build_detector, read_bbox_file
+from lib.demo.pipeline import (DemoOptions, GLoTPredictor, PersonTrack, _check_settings, _nothing, render_frame,
+                               weight_files)
+from lib.demo.renderer import MeshRenderer
+from lib.demo.tracking import IoUTracker, square_boxes
+from lib.demo.video import IMAGE_FOLDER_FPS, VideoWriter, count_frames
+
+logger = logging.getLogger(__name__)
+
+STREAM_FILE = 'glot_stream.jsonl'
+
+
+class StreamSource:
+    """Frames ``(H, W, 3)`` uint8 BGR from a camera index (``'0'``), a URL OpenCV can open, or a video file,
+    read once, in order, as they come. ``path`` is the file (None for cameras and URLs); ``fps`` the
+    source's rate (29.97 when it reports none). Iterating to the end, or :meth:`close`, releases it."""
+
+    def __init__(self, source: str):
+        self.source = str(source)
+        self.path: Path | None = None
+        if self.source.isdigit():
+            target, self.name = int(self.source), f'camera{self.source}'
+        elif '://' in self.source:
+            target = self.source
+            self.name = re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(urlparse(self.source).path).stem) or 'stream'
+        else:
+            self.path = Path(self.source).expanduser()
+            if not self.path.is_file():
+                raise UserError(f"stream source not found: {self.path} (give a camera index, a URL or a video file)")
+            target, self.name = str(self.path), self.path.stem
+        self._capture = cv2.VideoCapture(target)
+        ok, self._first = self._capture.read() if self._capture.isOpened() else (False, None)
+        if not ok or self._first is None:
+            self._capture.release()
+            raise UserError(f"cannot read a frame from stream {self.source} (no such camera, an unreachable URL, "
+                            f"or a file OpenCV cannot decode)")
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else IMAGE_FOLDER_FPS
+        self.height, self.width = self._first.shape[:2]
+
+    def __iter__(self):
+        try:
+            frame = self._first
+            while frame is not None:
+                yield frame
+                ok, frame = self._capture.read()
+                frame = frame if ok else None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+@dataclass
+class FrameOutput:
+    """The results of one frame: ``people`` maps track id -> the per-person dict of
+    :meth:`GLoTPredictor.predict` with one row; ``emitted_at`` is the input frame whose arrival released it
+    (``frame + L`` except for the ``flushed`` tail)."""
+
+    frame: int
+    emitted_at: int
+    flushed: bool
+    people: dict[int, dict]
+
+
+class OnlineGLoT:
+    """Causal GLoT: :meth:`push` one frame with its tracked boxes, get the results of the frame ``latency``
+    frames earlier; :meth:`flush` at the end.
+
+    Per track a ring buffer keeps the last ``seqlen // 2 + latency + 1`` rows (frame, SPIN feature (2048,),
+    square box cx, cy, w, h pixels): every row the window of the frame being emitted can reach. A track with
+    no row for more than ``latency`` frames has nothing left to emit and is forgotten.
+    """
+
+    def __init__(self, predictor: GLoTPredictor, width: int, height: int, render_plain: bool = False):
+        self.predictor = predictor
+        self.width, self.height = width, height
+        self.render_plain = render_plain
+        self.latency = predictor.seqlen // 2
+        self.keep = predictor.seqlen // 2 + self.latency + 1
+        self.buffers: dict[int, deque] = {}
+        self.frames = 0          # frames pushed
+        self.emitted = 0         # frames emitted
+
+    def push(self, frame: np.ndarray, tracked: list[tuple[int, np.ndarray]]) -> FrameOutput | None:
+        """Add frame ``frames`` (BGR ``(H, W, 3)``) with its ``(track id, box x1y1x2y2)`` list; returns the
+        output of frame ``frames - latency`` once there is one."""
+        boxes = {int(tid): square_boxes(box)[0] for tid, box in tracked}
+        people = [PersonTrack(tid, np.zeros(1, dtype=np.int64), box[None]) for tid, box in boxes.items()]
+        features = self.predictor.features([frame], people, progress=False) if people else {}
+        for tid, box in boxes.items():
+            self.buffers.setdefault(tid, deque(maxlen=self.keep)).append((self.frames, features[tid][0], box))
+        self.frames += 1
+        if self.frames - 1 - self.emitted < self.latency:
+            return None
+        return self._emit(self.frames - 1, flushed=False)
+
+    def flush(self) -> list[FrameOutput]:
+        """The outputs of the frames not emitted yet (the stream's last ``latency`` frames)."""
+        return [self._emit(self.frames - 1, flushed=True) for _ in range(self.emitted, self.frames)]
+
+    def _emit(self, now: int, flushed: bool) -> FrameOutput:
+        frame, people = self.emitted, {}
+        for tid, buffer in list(self.buffers.items()):
+            frames = np.array([row[0] for row in buffer], dtype=np.int64)
+            if frames[-1] < frame:
+                del self.buffers[tid]
+                continue
+            rows = np.flatnonzero(frames == frame)
+            if len(rows):
+                track = PersonTrack(tid, frames, np.stack([row[2] for row in buffer]))
+                people[tid] = self.predictor.predict(torch.stack([row[1] for row in buffer]), track, self.width,
+                                                     self.height, self.render_plain, rows=[int(rows[0])])
+        self.emitted += 1
+        return FrameOutput(frame, now, flushed, people)
+
+
+@dataclass
+class StreamResult:
+    """What :func:`run_stream` did: frames read, wall seconds, how many frames results lag their input
+    (``latency_frames``), per frame the processing time ``step_ms`` (reading excluded) and per emitted
+    person-frame the ``latency_ms`` from arrival to result."""
+
+    output_dir: Path
+    files: list[Path]
+    num_frames: int
+    seconds: float
+    latency_frames: int
+    step_ms: np.ndarray
+    latency_ms: np.ndarray
+
+    @property
+    def fps(self) -> float:
+        return self.num_frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output',
+               options: DemoOptions | None = None, checkpoint: str | os.PathLike | None = None,
+               predictor: GLoTPredictor | None = None) -> StreamResult:
+    """``demo.py --stream SOURCE``: run the online mode (module docstring) until the source ends or Ctrl-C.
+
+    ``options``: as for :func:`lib.demo.pipeline.run_demo` (``save_pkl`` does not apply); a ``bbox_file``
+    needs a video file as ``source``. ``predictor``: an already loaded one to reuse.
+
+    Raises:
+        UserError: an unreadable source, a bad box file, missing weights, a bad DEMO setting, torchrun.
+    """
+    options = options or DemoOptions()
+    _check_settings(cfg, options)
+    if Ranks.from_env().world_size > 1:
+        raise UserError('--stream runs in one process; torchrun is for --vid_file with a folder or .txt list')
+    stream = StreamSource(source)
+    try:
+        return _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor)
+    finally:
+        stream.close()
+
+
+def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOptions, checkpoint,
+                predictor: GLoTPredictor | None) -> StreamResult:
+    boxes = None
+    if options.bbox_file is not None:
+        if stream.path is None:
+            raise UserError('--bbox_file with --stream needs a video file as the source (frame numbers are 0-based '
+                            'indices into it)')
+        boxes = read_bbox_file(options.bbox_file, count_frames(stream.path), stream.width, stream.height)
+    if predictor is None:
+        weight_files(cfg, checkpoint)
+    future = [f'{key} {cfg.DEMO[key]}' for key in ('BBOX_SMOOTH_SIGMA', 'FILL_GAPS', 'MIN_TRACK_LEN')
+              if cfg.DEMO[key]]
+    if future:
+        logger.info(f"stream: not applied online (they need future frames): {', '.join(future)}")
+    detector = None if boxes is not None else build_detector(options.detector or cfg.DEMO.DETECTOR,
+                                                             resolve_device(cfg.DEVICE), cfg.DEMO, 1)
+    tracker = IoUTracker(cfg.DEMO.TRACK_IOU_THRESHOLD, cfg.DEMO.TRACK_MAX_AGE)
+    predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
+    online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
+
+    def tracked(index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        if boxes is None:
+            return tracker.update(detector([frame])[0])
+        dets = boxes.detections[index] if index < len(boxes.detections) else np.zeros((0, 5))
+        if boxes.track_ids is not None:
+            return list(zip(boxes.track_ids[index].tolist(), dets[:, :4]))
+        return tracker.update(dets)
+
+    output_dir = output_folder / stream.name
+    lines_path = output_dir / STREAM_FILE
+    video_path = output_dir / f'{stream.name}_glot_stream.mp4'
+    renderer = MeshRenderer(predictor.faces, stream.width, stream.height, cfg.DEMO.RENDER_MODE,
+                            cfg.DEMO.RENDER_ALPHA, options.wireframe)
+    size = (stream.width * (2 if options.sideview else 1), stream.height)
+    writer = VideoWriter(video_path, stream.fps, size) if options.render else None
+    pending: deque = deque()  # (frame index, image, arrival time) of the frames not emitted yet
+    latencies, steps = [], []
+    output_dir.mkdir(parents=True, exist_ok=True)
+    logger.info(f'stream {stream.source}: {stream.width}x{stream.height}, {stream.fps:.2f} fps, results '
+                f'{online.latency} frames behind; writing {lines_path}')
+
+    def emit(out: FrameOutput, lines) -> None:
+        index, image, arrived = pending.popleft()
+        now = time.perf_counter()
+        people = []
+        for tid, person in out.people.items():
+            latencies.append((now - arrived) * 1000)
+            record = {'frame': out.frame, 'track_id': tid, 'time_s': out.frame / stream.fps,
+                      'emitted_at': out.emitted_at, 'flushed': out.flushed, 'latency_ms': round(latencies[-1], 3)}
+            record.update({key: value[0].tolist() for key, value in person.items()
+                           if value is not None and key != 'frame_ids'
+                           and (key != 'verts' or cfg.DEMO.STREAM_VERTS)})
+            lines.write(json.dumps(record) + '\n')
+            people.append((tid, person['verts'][0], person['orig_cam'][0]))
+        lines.flush()
+        render_frame(renderer, writer, image, index, people, predictor.faces, output_dir, options)
+
+    start = time.perf_counter()
+    with writer if writer is not None else _nothing(), open(lines_path, 'w', encoding='utf-8') as lines, \
+            tqdm(desc='stream', unit='frame') as bar:
+        try:
+            for index, frame in enumerate(stream):
+                arrived = time.perf_counter()
+                pending.append((index, frame, arrived))
+                out = online.push(frame, tracked(index, frame))
+                if out is not None:
+                    emit(out, lines)
+                steps.append((time.perf_counter() - arrived) * 1000)
+                bar.update(1)
+        except KeyboardInterrupt:
+            logger.info('stream: interrupted; flushing the last frames')
+        for out in online.flush():
+            emit(out, lines)
+    seconds = time.perf_counter() - start
+    files = [lines_path] + ([video_path] if writer is not None else [])
+    if options.save_obj:
+        files.append(output_dir / 'meshes')
+    result = StreamResult(output_dir, files, online.frames, seconds, online.latency, np.array(steps),
+                          np.array(latencies))
+    logger.info(stream_summary(result))
+    return result
+
+
+def stream_summary(result: StreamResult) -> str:
+    """A small table of the online run: frames, sustained frames/s, processing and result latency (ms)."""
+    def stats(values: np.ndarray) -> str:
+        if not len(values):
+            return f'{"-":>8s} {"-":>8s} {"-":>8s}'
+        return ' '.join(f'{v:8.1f}' for v in (values.mean(), np.percentile(values, 50), np.percentile(values, 95)))
+
+    lines = [f'stream: {result.num_frames} frames in {result.seconds:.2f} s = {result.fps:.1f} frames/s sustained; '
+             f'results {result.latency_frames} frames behind their input',
+             f'  {"ms":<34s} {"mean":>8s} {"p50":>8s} {"p95":>8s}',
+             f'  {"processing per input frame":<34s} {stats(result.step_ms)}',
+             f'  {"arrival -> result, per person":<34s} {stats(result.latency_ms)}']
+    lines += [f'wrote {path}' for path in result.files]
+    return '\n'.join(lines)
