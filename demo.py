@@ -2,7 +2,9 @@
 
 Thin command line over lib/demo/pipeline.py (official flag names kept). Outputs go to
 ``<output_folder>/<video name>/``: ``glot_output.pkl`` (joblib; person id -> pred_cam, orig_cam, verts, pose,
-betas, joints3d, joints2d, bboxes, frame_ids) and ``<video name>_glot_output.mp4``.
+betas, joints3d, joints2d, bboxes, frame_ids, and beside them trans_cam, focal_length, principal_point,
+joints2d_img), ``<video name>_glot_output.mp4``, and with ``--export glb,bvh`` ``<video name>_glot.glb`` and
+``bvh/*.bvh``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ EPILOG = """examples:
   python demo.py --vid_file my_video.mp4 --cfg configs/repr_table1_3dpw.yaml --checkpoint data/pretrained_models/table1_3dpw_weights.pth.tar
   python demo.py --vid_file frames_folder/ --cfg configs/repr_table2_3dpw.yaml --checkpoint data/pretrained_models/table2_3dpw_weights.pth.tar --detector hog --sideview
   python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --bbox_file boxes.csv DEMO.MIN_TRACK_LEN 10 DEVICE cpu
+  python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --export glb,bvh DEMO.SMOOTH True
 
 --cfg must describe the checkpoint's architecture (the official YAML it was trained with); without --checkpoint
 the config's TRAIN.PRETRAINED is used (the official YAMLs point at data/pretrained_models/).
@@ -47,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--gender', choices=('neutral', 'male', 'female'), default='neutral',
                         help='SMPL body of the output meshes')
     parser.add_argument('--no_render', action='store_true', help='skip the overlay video')
+    parser.add_argument('--export', default='', metavar='FORMATS',
+                        help='also write the motion: glb (skinned animated meshes, all people in one file), bvh '
+                             '(one skeleton file per person), or glb,bvh; axes DEMO.EXPORT_FRAME (README: Export)')
     parser.add_argument('--gpu', type=int, help='official flag: run on cuda:GPU (same as DEVICE cuda:GPU)')
     return parser
 
@@ -65,7 +71,8 @@ def main(argv=None) -> None:
     options = DemoOptions(detector=args.detector, bbox_file=args.bbox_file,
                           tracker_batch_size=args.tracker_batch_size, save_pkl=args.save_pkl,
                           save_obj=args.save_obj, sideview=args.sideview, render_plain=args.render_plain,
-                          wireframe=args.wireframe, render=not args.no_render, gender=args.gender)
+                          wireframe=args.wireframe, render=not args.no_render, gender=args.gender,
+                          export=tuple(args.export.split(',')) if args.export else ())
     run_demo(cfg, args.vid_file, args.output_folder, options, checkpoint=args.checkpoint)
 
 
