@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--no_render', action='store_true', help='skip the overlay video')
     parser.add_argument('--export', default='', metavar='FORMATS',
                         help='also write the motion: glb (skinned animated meshes, all people in one file), bvh '
-                             '(one skeleton file per person), or glb,bvh; axes DEMO.EXPORT_FRAME (README: Export)')
+                             '(skeleton animation, one file per person and run of tracked frames), or glb,bvh')
     parser.add_argument('--gpu', type=int, help='official flag: run on cuda:GPU (same as DEVICE cuda:GPU)')
     return parser
 

@@ -1,5 +1,4 @@
 """GLB and BVH export: files read back with pygltflib / a small BVH parser reproduce SMPL exactly."""
-import logging
 import re
 from types import SimpleNamespace
 
@@ -11,21 +10,20 @@ import torch
 from scipy.spatial.transform import Rotation
 from smplx import SMPLLayer
 
-import demo as demo_cli
-from lib.core.cli import run_main
 from lib.core.config import REPO_ROOT, load_config
 from lib.core.errors import UserError
 from lib.demo.camera import CAMERA_KEYS
 from lib.demo.export import write_exports
 from lib.demo.export.bvh import continuous_euler
 from lib.demo.export.motion import EXPORT_FRAMES, body_motion
-from lib.demo.pipeline import RESULT_KEYS
+from lib.demo.pipeline import RESULT_KEYS, DemoOptions, run_demo
 from lib.demo.smoothing import OneEuro
 from lib.models import build_model, save_checkpoint
 from lib.models.smpl import SMPL
 from lib.utils.geometry import rotmat_to_euler_zxy
 from lib.utils.joints import SMPL_24, SPIN_SMPL_ROOT
 from scripts.make_synthetic_video import make_synthetic_video
+from test_demo import _cli   # demo.py's main as the command line runs it: (exit code, stderr)
 
 FRAMES, WIDTH, HEIGHT, FPS = 24, 320, 240, 25.0
 GAP = (10, 11)   # frames where the second person has no box
@@ -34,24 +32,10 @@ OPTS = ['DEVICE', 'cpu', 'DEMO.MIN_TRACK_LEN', '10', 'DEMO.FILL_GAPS', 'False',
         'MODEL.d_model', '128', 'MODEL.n_layers', '1', 'MODEL.short_n_layers', '1']
 
 
-def _cli(argv, capsys):
-    """demo.py's main as the command line runs it: (exit code, stderr)."""
-    root = logging.getLogger()
-    handlers = list(root.handlers)
-    try:
-        with pytest.raises(SystemExit) as exit_info:
-            run_main(lambda: demo_cli.main(argv))
-            raise SystemExit(0)
-    finally:
-        for handler in set(root.handlers) - set(handlers):
-            root.removeHandler(handler)
-    return exit_info.value.code, capsys.readouterr().err
-
-
 @pytest.fixture(scope='module')
 def run(synthetic_root, tmp_path_factory):
-    """demo.py --export glb,bvh on a generated video of two people (person 2 untracked in GAP), with a random
-    small GLoT and a perspective overlay video."""
+    """The demo with --export glb,bvh on a generated video of two people (person 2 untracked in GAP), with a
+    random small GLoT and a perspective overlay video; ``argv`` builds demo.py command lines for it."""
     folder = tmp_path_factory.mktemp('export')
     video = make_synthetic_video(folder / 'two.mp4', synthetic_root, num_frames=FRAMES, width=WIDTH,
                                  height=HEIGHT, fps=FPS, people=2)
@@ -63,13 +47,13 @@ def run(synthetic_root, tmp_path_factory):
     cfg = load_config(CONFIG, opts)
     torch.manual_seed(1)
     save_checkpoint(folder / 'glot.pth.tar', build_model(cfg))
+
     def argv(output_folder, export, boxes=folder / 'boxes.csv'):
         return ['--vid_file', str(video.path), '--cfg', CONFIG, '--checkpoint', str(folder / 'glot.pth.tar'),
-                '--output_folder', str(output_folder), '--bbox_file', str(boxes),
-                '--export', export, *opts, 'DEMO.CAMERA', 'perspective']
+                '--output_folder', str(output_folder), '--bbox_file', str(boxes), '--export', export, *opts]
 
-    logging.getLogger().handlers.clear()
-    demo_cli.main(argv(folder / 'out', 'glb,bvh'))
+    run_demo(load_config(CONFIG, [*opts, 'DEMO.CAMERA', 'perspective']), video.path, folder / 'out',
+             DemoOptions(bbox_file=str(folder / 'boxes.csv'), export=('glb', 'bvh')), folder / 'glot.pth.tar')
     out = folder / 'out' / 'two'
     base = synthetic_root / 'base_data'
     reference = SMPL(base, j_regressor_extra=base / 'J_regressor_extra.npy').double()
@@ -163,10 +147,8 @@ def skin_glb(path):
         for t in times:
             def world(n):
                 node = gltf.nodes[n]
-                local = _matrix(
-                    _sample(*channels[n, 'translation'][:2], t, False) if (n, 'translation') in channels else node.translation,
-                    _sample(*channels[n, 'rotation'][:2], t, False) if (n, 'rotation') in channels else node.rotation,
-                    _sample(*channels[n, 'scale'][:2], t, True) if (n, 'scale') in channels else node.scale)
+                local = _matrix(*[_sample(*channels[n, path][:2], t, path == 'scale') if (n, path) in channels
+                                  else getattr(node, path) for path in ('translation', 'rotation', 'scale')])
                 return world(parent[n]) @ local if n in parent else local
             skinning = np.stack([world(j) for j in skin.joints]) @ inverse_bind
             blended = np.einsum('vj,jab->vab', weights, skinning)
@@ -217,7 +199,8 @@ def bvh_joint_positions(bvh):
             column += len(names)
             order = ''.join(c[0] for c in names if c.endswith('rotation'))
             local = np.eye(4)
-            local[:3, :3] = Rotation.from_euler(order.upper(), [values[f'{a}rotation'] for a in order], degrees=True).as_matrix()
+            angles = [values[f'{a}rotation'] for a in order]
+            local[:3, :3] = Rotation.from_euler(order.upper(), angles, degrees=True).as_matrix()
             local[:3, 3] = bvh.offsets[j] + np.array([values.get(f'{a}position', 0.0) for a in 'XYZ'])
             world[j] = (world[bvh.parents[j]] @ local) if bvh.parents[j] >= 0 else local
             out[f, k] = world[j][:3, 3]
