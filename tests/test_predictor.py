@@ -26,7 +26,7 @@ def quickstart_layout(synthetic_root, tmp_path, monkeypatch):
     quick = tmp_path / 'results' / 'quickstart'
     quick.mkdir(parents=True)
     (quick / 'data').symlink_to(synthetic_root)
-    make_synthetic_video(quick / 'walk.mp4', synthetic_root, num_frames=30, bbox_file=quick / 'walk_boxes.csv')
+    make_synthetic_video(quick / 'walk.mp4', synthetic_root, num_frames=26, bbox_file=quick / 'walk_boxes.csv')
     cfg = load_config(REPO_ROOT / 'configs' / 'synthetic.yaml', ['DATA_ROOT', str(synthetic_root), 'DEVICE', 'cpu'])
     torch.manual_seed(0)
     save_checkpoint(quick / 'runs' / 'synthetic' / 'model_best.pth.tar', build_model(cfg))
@@ -38,8 +38,8 @@ def test_readme_snippet_runs_and_people_match_the_results_file(quickstart_layout
     namespace = {}
     exec(readme_snippet('### Python API'), namespace)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith('person 1: frames 0-29, pelvis at [') \
-        and lines[0].endswith('m, joints2d_img (30, 49, 2)'), lines
+    assert len(lines) == 1 and lines[0].startswith('person 1: frames 0-25, pelvis at [') \
+        and lines[0].endswith('m, joints2d_img (26, 49, 2)'), lines
     folder = quickstart_layout / 'api' / 'walk'
     assert sorted(p.name for p in folder.iterdir()) == ['bvh', 'cache', 'glot_output.pkl', 'walk_glot.glb']
 
