@@ -2,9 +2,10 @@
 
 Thin command line over lib/demo/pipeline.py (official flag names kept). Outputs go to
 ``<output_folder>/<video name>/``: ``glot_output.pkl`` (joblib; person id -> pred_cam, orig_cam, verts, pose,
-betas, joints3d, joints2d, bboxes, frame_ids) and ``<video name>_glot_output.mp4``. ``--vid_file`` with a
-folder of videos or a .txt list runs them all (lib/demo/batch.py, also under torchrun); ``--stream`` is the
-online mode (lib/demo/stream.py).
+betas, joints3d, joints2d, bboxes, frame_ids, and beside them trans_cam, focal_length, principal_point,
+joints2d_img), ``<video name>_glot_output.mp4``, and with ``--export glb,bvh`` ``<video name>_glot.glb`` and
+``bvh/*.bvh``. ``--vid_file`` with a folder of videos or a .txt list runs them all (lib/demo/batch.py, also
+under torchrun); ``--stream`` is the online mode (lib/demo/stream.py).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ EPILOG = """examples:
   python demo.py --vid_file videos/ --cfg configs/repr_table1_3dpw.yaml      # every video of a folder (or a .txt list)
   torchrun --nproc_per_node 4 demo.py --vid_file videos/ --cfg configs/repr_table1_3dpw.yaml   # shared over 4 GPUs
   python demo.py --stream 0 --cfg configs/repr_table1_3dpw.yaml               # camera 0, results 8 frames behind
+  python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --export glb,bvh DEMO.SMOOTH True
 
 --cfg must describe the checkpoint's architecture (the official YAML it was trained with); without --checkpoint
 the config's TRAIN.PRETRAINED is used (the official YAMLs point at data/pretrained_models/).
@@ -59,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--gender', choices=('neutral', 'male', 'female'), default='neutral',
                         help='SMPL body of the output meshes')
     parser.add_argument('--no_render', action='store_true', help='skip the overlay video')
+    parser.add_argument('--export', default='', metavar='FORMATS',
+                        help='also write the motion: glb (skinned animated meshes, all people in one file), bvh '
+                             '(skeleton animation, one file per person and run of tracked frames), or glb,bvh')
     parser.add_argument('--gpu', type=int, help='official flag: run on cuda:GPU (same as DEVICE cuda:GPU)')
     return parser
 
@@ -78,7 +83,8 @@ def main(argv=None) -> None:
     options = DemoOptions(detector=args.detector, bbox_file=args.bbox_file,
                           tracker_batch_size=args.tracker_batch_size, save_pkl=args.save_pkl,
                           save_obj=args.save_obj, sideview=args.sideview, render_plain=args.render_plain,
-                          wireframe=args.wireframe, render=not args.no_render, gender=args.gender)
+                          wireframe=args.wireframe, render=not args.no_render, gender=args.gender,
+                          export=tuple(args.export.split(',')) if args.export else ())
     if args.stream is not None:
         run_stream(cfg, args.stream, args.output_folder, options, checkpoint=args.checkpoint)
     else:

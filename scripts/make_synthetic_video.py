@@ -28,13 +28,15 @@ LEFT_HIP, RIGHT_HIP, LEFT_SHOULDER, RIGHT_SHOULDER = 1, 2, 16, 17
 
 @dataclass
 class SyntheticVideo:
-    """The written video and, per person, its true boxes ``(num_frames, 4)`` x1y1x2y2 in pixels."""
+    """The written video and, per person, its true boxes ``(num_frames, 4)`` x1y1x2y2 in pixels and true
+    image cameras ``cams (num_frames, 4)`` (``orig_cam`` layout ``sx, sy, tx, ty`` of the renderer)."""
 
     path: Path
     boxes: list[np.ndarray]
     num_frames: int
     width: int
     height: int
+    cams: list[np.ndarray]
 
 
 def _axis_angle_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -90,6 +92,7 @@ def make_synthetic_video(out_path: str | Path, data_root: str | Path, num_frames
     renderer = MeshRenderer(faces, width, height)
     extent = verts_one[0, :, 1].max() - verts_one[0, :, 1].min()
     boxes = [np.zeros((num_frames, 4)) for _ in range(people)]
+    cams = [np.zeros((num_frames, 4)) for _ in range(people)]
     with VideoWriter(out_path, fps, (width, height)) as writer:
         for f in range(num_frames):
             meshes = []
@@ -99,14 +102,14 @@ def make_synthetic_video(out_path: str | Path, data_root: str | Path, num_frames
                 progress = f / max(num_frames - 1, 1)
                 centre_u = width * (0.3 + 0.4 * progress if k % 2 == 0 else 0.7 - 0.4 * progress)
                 tx = (2 * centre_u / width - 1) / sx
-                cam = np.array([sx, sy, tx, 0.0])
+                cam = cams[k][f] = np.array([sx, sy, tx, 0.0])
                 meshes.append(Mesh(verts_one[f], cam, (0.85, 0.75, 0.6)))
                 uv, _ = project(verts_one[f], cam, width, height)
                 boxes[k][f] = [uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()]
             writer.write(renderer.render(background(width, height), meshes))
     if bbox_file is not None:
         write_bbox_csv(bbox_file, boxes)
-    return SyntheticVideo(Path(out_path), boxes, num_frames, width, height)
+    return SyntheticVideo(Path(out_path), boxes, num_frames, width, height, cams)
 
 
 def write_bbox_csv(path: str | Path, boxes: list[np.ndarray]) -> Path:

@@ -9,7 +9,7 @@ Steps (each one is the command a user would run on real data, printed before it 
 3. ``train.py --cfg configs/synthetic.yaml``: GLoT on the generated 3D/2D clips;
 4. ``evaluate.py --dataset 3dpw``: the official test protocol on the generated 3DPW test set, with the
    trained model and with the untrained one, so the improvement is visible;
-5. ``demo.py`` on the generated video.
+5. ``demo.py`` on the generated video, with the motion exported as GLB and BVH.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def main(argv=None) -> None:
         _run(['evaluate.py', '--cfg', CFG, '--dataset', '3dpw', '--checkpoint', str(ckpt),
               '--output_dir', str(root / f'eval_3dpw_{name}'), *common])
     _run(['demo.py', '--cfg', CFG, '--vid_file', str(video), '--bbox_file', str(boxes), '--checkpoint', str(best),
-          '--output_folder', str(root / 'demo'), *common])
+          '--output_folder', str(root / 'demo'), '--export', 'glb,bvh', *common])
 
     trained = _results(root / 'eval_3dpw_trained' / 'results.json')
     untrained = _results(root / 'eval_3dpw_untrained' / 'results.json')

@@ -12,6 +12,7 @@ import torch
 import demo as demo_cli
 from lib.core.cli import run_main
 from lib.core.config import REPO_ROOT, load_config
+from lib.demo.camera import CAMERA_KEYS
 from lib.demo.pipeline import RESULT_KEYS, DemoOptions, GLoTPredictor, build_tracks, run_demo, window_indices
 from lib.demo import detection
 from lib.demo.detection import build_detector, read_bbox_file
@@ -60,7 +61,7 @@ def _cli(argv, capsys):
 def _check_results(results, num_frames):
     assert results, 'no person in the results'
     for res in results.values():
-        assert tuple(res) == RESULT_KEYS
+        assert tuple(res) == RESULT_KEYS + CAMERA_KEYS   # the official keys, then the camera-space ones
         n = len(res['frame_ids'])
         assert n >= 20 and res['frame_ids'].max() < num_frames
         shapes = {k: res[k].shape for k in RESULT_KEYS if res[k] is not None}

@@ -100,6 +100,14 @@ RULES: dict[str, Check] = {
     'DEMO.WINDOW_PADDING': one_of('clamp', 'repeat'),
     'DEMO.RENDER_MODE': one_of('zbuffer', 'painter'),
     'DEMO.RENDER_ALPHA': PROBABILITY,
+    'DEMO.FOCAL_LENGTH': at_least(0.0),
+    'DEMO.CAMERA': one_of('weak', 'perspective'),
+    'DEMO.EXPORT_FRAME': one_of('yup', 'camera'),
+    'DEMO.BVH_UNITS': one_of('cm', 'm'),
+    'DEMO.SMOOTH_MIN_CUTOFF': at_least(1e-6),
+    'DEMO.SMOOTH_BETA': at_least(0.0),
+    'DEMO.SMOOTH_D_CUTOFF': at_least(1e-6),
+    'DEMO.BATCH_TIMEOUT_MIN': at_least(1e-3),
 }
 
 

@@ -280,6 +280,23 @@ _C.DEMO.BATCH_TIMEOUT_MIN = 1440.0
 # Online mode (--stream): also write each person's 6890 x 3 vertices (metres) in its JSON line (about 400 kB
 # a line; without them a line holds the cameras, pose, shape, box and 3D joints).
 _C.DEMO.STREAM_VERTS = False
+# Pinhole camera of the camera-space outputs (trans_cam, joints2d_img, exports; lib/demo/camera.py): focal
+# length in pixels, 0 = the image diagonal sqrt(W^2 + H^2); the principal point is the image centre.
+_C.DEMO.FOCAL_LENGTH = 0.0
+# Camera of the overlay video: 'weak' (orig_cam, as the official demo) or 'perspective' (trans_cam + pinhole).
+_C.DEMO.CAMERA = 'weak'
+# Axes of the GLB/BVH exports (lib/demo/export/motion.py): 'yup' (x right, y up, z towards the viewer; glTF's
+# and Blender's frame) or 'camera' (the camera frame: x right, y down, z away from the camera).
+_C.DEMO.EXPORT_FRAME = 'yup'
+# Length unit of the BVH export: 'cm' (most BVH tools) or 'm'.
+_C.DEMO.BVH_UNITS = 'cm'
+# One-Euro smoothing of the exported joint rotations and root translation, forward and backward (no lag;
+# lib/demo/smoothing.py; off: GLoT is already smooth): minimum cutoff (Hz), cutoff added per unit of speed
+# (Hz per rad/s or m/s), cutoff of the speed estimate (Hz). The results file is never smoothed.
+_C.DEMO.SMOOTH = False
+_C.DEMO.SMOOTH_MIN_CUTOFF = 2.0
+_C.DEMO.SMOOTH_BETA = 1.0
+_C.DEMO.SMOOTH_D_CUTOFF = 1.0
 
 
 def get_cfg_defaults() -> CN:

@@ -10,7 +10,12 @@ Stages (spec B.8, each with a tqdm bar and a line in the timing summary):
 4. **model**: GLoT on one 16-frame window per tracked frame (the frame at window index 8, the 8 frames
    before and 7 after, in order), then the crop camera converted to the whole image (``orig_cam``) exactly as
    the official demo.
-5. **render**: meshes drawn over the frames (``lib/demo/renderer.py``), written as ``<name>_glot_output.mp4``.
+5. **export** (``--export glb,bvh``): each person's motion as a skinned, animated GLB and as BVH
+   (``lib/demo/export/``).
+6. **render**: meshes drawn over the frames (``lib/demo/renderer.py``), written as ``<name>_glot_output.mp4``.
+
+Each person's result has the official ``RESULT_KEYS`` and, beside them, the camera-space ``CAMERA_KEYS`` of
+``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``).
 
 :class:`GLoTPredictor` holds the two networks and runs stages 3-4 on given tracks; :func:`run_demo` runs
 everything for one video and writes the outputs. Outputs are only written once the input has been checked
@@ -33,7 +38,9 @@ from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device, resolve_path
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
+from lib.demo.camera import camera_outputs, focal_length
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
+from lib.demo.export import check_export_formats, write_exports
 from lib.core.errors import UserError
 from lib.utils.geometry import convert_crop_cam_to_orig_img
 from lib.utils.img_utils import crop_image
@@ -45,7 +52,7 @@ from lib.models.smpl import GENDERS
 
 logger = logging.getLogger(__name__)
 
-STAGES = ('detection', 'tracking', 'features', 'model', 'render')
+STAGES = ('detection', 'tracking', 'features', 'model', 'export', 'render')
 RESULT_KEYS = ('pred_cam', 'orig_cam', 'verts', 'pose', 'betas', 'joints3d', 'joints2d', 'bboxes', 'frame_ids')
 RESULTS_FILE = 'glot_output.pkl'
 
@@ -64,6 +71,7 @@ class DemoOptions:
     wireframe: bool = False
     render: bool = True
     gender: str = 'neutral'
+    export: tuple[str, ...] = ()
 
 
 @dataclass
@@ -78,14 +86,15 @@ class PersonTrack:
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` produced: the per-person results (``RESULT_KEYS``), the files written and the
-    seconds spent per stage."""
+    """What :func:`run_demo` produced: the per-person results (``RESULT_KEYS`` + ``CAMERA_KEYS``), the files
+    written (``output_dir`` None: none), the seconds spent per stage, and the video's frame count and rate."""
 
     results: dict[int, dict]
-    output_dir: Path
+    output_dir: Path | None
     files: list[Path] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     num_frames: int = 0
+    fps: float = 0.0
 
 
 def window_indices(length: int, seqlen: int = 16, padding: str = 'clamp') -> np.ndarray:
@@ -179,6 +188,11 @@ class GLoTPredictor:
     def seqlen(self) -> int:
         return self.model.seqlen
 
+    @property
+    def body_model(self):
+        """The SMPL layer the results are decoded with (the gendered one, else the model's neutral one)."""
+        return self.body if self.body is not None else self.model.smpl
+
     @torch.no_grad()
     def features(self, frames, tracks: list[PersonTrack], progress: bool = True) -> dict[int, torch.Tensor]:
         """SPIN features ``(n, 2048)`` float32 (CPU) per track id, from one pass over ``frames`` (BGR uint8
@@ -220,7 +234,8 @@ class GLoTPredictor:
     @torch.no_grad()
     def predict(self, features: torch.Tensor, track: PersonTrack, width: int, height: int,
                 render_plain: bool = False, rows: list[int] | None = None) -> dict:
-        """Run GLoT over the windows of one track and return the official per-person dict (``RESULT_KEYS``).
+        """Run GLoT over the windows of one track and return the official per-person dict (``RESULT_KEYS``)
+        followed by the camera-space ``CAMERA_KEYS`` (``lib/demo/camera.py``).
 
         ``features (n, 2048)``; ``width``, ``height`` of the frames. ``render_plain`` replaces the predicted
         crop camera by (1, 0, 0) before the conversion, as the official ``--render_plain``. ``rows``: only the
@@ -249,16 +264,18 @@ class GLoTPredictor:
         bboxes[:, 2:] *= self.cfg.DEMO.BBOX_SCALE
         orig_cam = convert_crop_cam_to_orig_img(torch.from_numpy(pred_cam).double(), torch.from_numpy(bboxes),
                                                 width, height).numpy()
+        joints3d = torch.cat(joints).numpy()
         return {
             'pred_cam': pred_cam,
             'orig_cam': orig_cam.astype(np.float32),
             'verts': torch.cat(verts).numpy(),
             'pose': theta[:, 3:75],
             'betas': theta[:, 75:],
-            'joints3d': torch.cat(joints).numpy(),
+            'joints3d': joints3d,
             'joints2d': None,
             'bboxes': bboxes.astype(np.float32),
             'frame_ids': track.frames.astype(np.int64),
+            **camera_outputs(joints3d, orig_cam, width, height, self.cfg.DEMO.FOCAL_LENGTH),
         }
 
 
@@ -280,7 +297,8 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
              predictor: GLoTPredictor | None = None) -> DemoResult:
     """Run the whole demo on one video (file or image folder) and write the outputs into
     ``output_folder/<video name>/``: ``glot_output.pkl``, ``<name>_glot_output.mp4``, ``meshes/`` (with
-    ``save_obj``) and ``cache/`` (detections and features, reused when the input and settings match).
+    ``save_obj``), the ``export`` files and ``cache/`` (detections and features, reused when the input and
+    settings match). ``output_folder`` None writes nothing (no cache either; only the results are returned).
 
     Args:
         checkpoint: GLoT weights (default ``TRAIN.PRETRAINED``); unused when ``predictor`` is given.
@@ -291,19 +309,19 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
             DEMO setting.
     """
     options = options or DemoOptions()
-    _check_settings(cfg, options)
+    _check_settings(cfg, options, output_folder is not None)
     watch = _Stopwatch()
     reader = FrameReader(vid_file, exact_count=options.bbox_file is not None)
     info = reader.info
     name = info.path.stem if not info.is_folder else info.path.name
-    output_dir = Path(output_folder) / name
+    output_dir = Path(output_folder) / name if output_folder is not None else None
     box_file = None
     if options.bbox_file is not None:
         box_file = read_bbox_file(options.bbox_file, info.num_frames, info.width, info.height)
     logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps")
     if predictor is None:
         weight_files(cfg, checkpoint)
-    cache = StageCache(output_dir / 'cache', enabled=cfg.DEMO.CACHE)
+    cache = StageCache((output_dir or Path()) / 'cache', enabled=cfg.DEMO.CACHE and output_dir is not None)
 
     with watch.stage('detection'):
         detections, track_ids, num_frames, pending = _detections(cfg, reader, options, box_file, cache)
@@ -333,25 +351,29 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     files = []
     if options.save_pkl:
         files.append(save_joblib(results, output_dir / RESULTS_FILE))
+    if options.export:
+        with watch.stage('export'):
+            files += write_exports(options.export, results, predictor.body_model, cfg.DEMO, info.fps, num_frames,
+                                   info.width, info.height, output_dir, name)
     if options.render or options.save_obj:
         with watch.stage('render'):
             files += _render(cfg, reader, info, results, predictor.faces, output_dir, name, options, num_frames)
-    result = DemoResult(results, output_dir, files, dict(watch.seconds), num_frames)
+    result = DemoResult(results, output_dir, files, dict(watch.seconds), num_frames, info.fps)
     _log_summary(result)
     return result
 
 
-def _check_settings(cfg, options: DemoOptions) -> None:
-    """Fail before any work on settings that would only be read late in the run."""
-    choices = {'DEMO.WINDOW_PADDING': (cfg.DEMO.WINDOW_PADDING, ('clamp', 'repeat')),
-               'DEMO.RENDER_MODE': (cfg.DEMO.RENDER_MODE, ('zbuffer', 'painter')),
-               'DEMO.DETECTOR': (options.detector or cfg.DEMO.DETECTOR, ('auto', 'torchvision', 'hog')),
-               'gender': (options.gender, GENDERS)}
+def _check_settings(cfg, options: DemoOptions, writes: bool) -> None:
+    """Fail before any work on settings that would only be read late in the run; ``writes`` says whether
+    there is an output folder."""
+    if not writes and (options.save_pkl or options.render or options.save_obj or options.export):
+        raise UserError("no output folder given for the results file, video, meshes or exports")
+    check_export_formats(options.export)
+    choices = {'--detector': (options.detector or cfg.DEMO.DETECTOR, ('auto', 'torchvision', 'hog')),
+               '--gender': (options.gender, GENDERS)}
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}")
-    if not 0.0 <= cfg.DEMO.RENDER_ALPHA <= 1.0:
-        raise ConfigError(f"DEMO.RENDER_ALPHA {cfg.DEMO.RENDER_ALPHA} must be in [0, 1]")
 
 
 def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFile | None, cache: StageCache):
@@ -407,8 +429,11 @@ def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.
     for pid, res in results.items():
         for row, frame in enumerate(res['frame_ids']):
             per_frame[int(frame)].append((pid, row))
+    perspective = cfg.DEMO.CAMERA == 'perspective'
     renderer = MeshRenderer(faces, info.width, info.height, cfg.DEMO.RENDER_MODE, cfg.DEMO.RENDER_ALPHA,
-                            options.wireframe)
+                            options.wireframe,
+                            focal_length(cfg.DEMO.FOCAL_LENGTH, info.width, info.height) if perspective else None)
+    camera_key = 'trans_cam' if perspective else 'orig_cam'
     files = []
     video_path = output_dir / f'{name}_glot_output.mp4'
     width = info.width * (2 if options.sideview else 1)
@@ -418,7 +443,7 @@ def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.
         for frame_index, frame in enumerate(reader):
             if frame_index >= num_frames:
                 break
-            people = [(pid, results[pid]['verts'][row], results[pid]['orig_cam'][row])
+            people = [(pid, results[pid]['verts'][row], results[pid][camera_key][row])
                       for pid, row in per_frame[frame_index]]
             render_frame(renderer, writer, frame, frame_index, people, faces, output_dir, options)
             bar.update(1)
@@ -433,7 +458,8 @@ def render_frame(renderer: MeshRenderer, writer: VideoWriter | None, frame: np.n
                  people: list[tuple[int, np.ndarray, np.ndarray]], faces: np.ndarray, output_dir: Path,
                  options: DemoOptions) -> None:
     """The outputs of one frame: ``meshes/<id>/<frame>.obj`` (``save_obj``) and the overlay image appended to
-    ``writer`` (when given). ``people`` lists ``(track id, verts (6890, 3), orig_cam (4,))``."""
+    ``writer`` (when given). ``people`` lists ``(track id, verts (6890, 3), camera)``, the camera of the
+    renderer's kind: ``orig_cam (4,)``, or ``trans_cam (3,)`` for a renderer with a focal length."""
     if options.save_obj:
         for pid, verts, _ in people:
             write_obj(output_dir / 'meshes' / f'{pid:04d}' / f'{frame_index:06d}.obj', verts, faces)

@@ -12,6 +12,10 @@ distance to the camera, so each mesh is placed at the distance its scale implies
 ``max(W, H)`` pixels, ``2 max(W, H) / (|sx| W)`` metres, before the depth test: bigger people are nearer, as in
 the official demo's ordering of people by camera scale, and overlapping meshes are resolved per pixel.
 
+Perspective (``DEMO.CAMERA perspective``): a renderer given a focal length draws each mesh moved by its
+``trans_cam`` into the camera frame and projected by the pinhole of ``lib/demo/camera.py`` (principal point
+at the image centre); the depth is then ``-1 / z`` (affine in the image, as the rasteriser needs).
+
 Two rasterisers share the shading: ``'zbuffer'`` covers pixel centres exactly, keeps the nearest surface per
 pixel and shades it with interpolated vertex normals; ``'painter'`` fills faces far-to-near with
 ``cv2.fillConvexPoly`` and flat face normals (faster on large frames, and exact as long as faces do not
@@ -28,6 +32,7 @@ import cv2
 import numpy as np
 
 from lib.core.io import atomic_write
+from lib.demo.camera import principal_point, project_to_image
 
 # 180 degrees about x: SMPL / camera frame (y down, z away) -> OpenGL frame (y up, z towards the viewer).
 FLIP_X = np.diag([1.0, -1.0, -1.0])
@@ -53,16 +58,21 @@ def track_color(track_id: int) -> tuple[float, float, float]:
 
 
 def project(verts: np.ndarray, cam: np.ndarray, width: int, height: int,
-            rotation: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels and depths of SMPL-frame vertices under the weak-perspective image camera.
+            rotation: np.ndarray | None = None, focal_length: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels and depths of SMPL-frame vertices under the weak-perspective image camera, or the pinhole.
 
     ``verts (V, 3)`` metres, ``cam (4,)`` = orig_cam ``(sx, sy, tx, ty)``; ``rotation (3, 3)`` is applied
-    after the 180-degree flip (the side view uses a turn about y). Returns ``uv (V, 2)`` pixel coordinates
-    (pixel ``(i, j)`` has its centre at ``u = j + 0.5, v = i + 0.5``) and ``depth (V,)`` in metres, smaller
-    is nearer, including the per-mesh distance described in the module docstring.
+    after the 180-degree flip (the side view uses a turn about y). With ``focal_length`` (pixels), ``cam``
+    is ``trans_cam (3,)`` metres and the pinhole projects instead. Returns ``uv (V, 2)`` pixel coordinates
+    (pixel ``(i, j)`` has its centre at ``u = j + 0.5, v = i + 0.5``) and ``depth (V,)``, smaller is nearer:
+    metres including the per-mesh distance described in the module docstring, or ``-1 / z`` for the pinhole.
     """
-    sx, sy, tx, ty = (float(c) for c in cam)
     rot = FLIP_X if rotation is None else rotation @ FLIP_X
+    if focal_length is not None:
+        points = np.asarray(verts, dtype=np.float64) @ (FLIP_X @ rot).T + np.asarray(cam, dtype=np.float64)
+        uv = project_to_image(points[None], np.zeros((1, 3)), focal_length, principal_point(width, height))[0]
+        return uv, -1.0 / points[:, 2]
+    sx, sy, tx, ty = (float(c) for c in cam)
     v = np.asarray(verts, dtype=np.float64) @ rot.T
     u = (1.0 + sx * (v[:, 0] + tx)) * width / 2.0
     w = (1.0 - sy * (v[:, 1] - ty)) * height / 2.0
@@ -119,7 +129,7 @@ def rasterize(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int, 
         return face_id.reshape(height, width), zbuf.reshape(height, width)
     a, b, c, area2 = _edge_coefficients(uv, faces)
     tz = depth[faces]
-    # Depth is affine in the pixel position (weak perspective): z(u, v) = du u + dv v + d0.
+    # Depth is affine in the pixel position (weak perspective; -1/z in perspective): z(u, v) = du u + dv v + d0.
     du, dv, d0 = (a * tz).sum(1), (b * tz).sum(1), (c * tz).sum(1)
     p = uv[faces]
     x0 = np.ceil(p[:, :, 0].min(1) - 0.5)
@@ -183,7 +193,8 @@ def paint(uv: np.ndarray, depth: np.ndarray, faces: np.ndarray, width: int, heig
 
 @dataclass
 class Mesh:
-    """One person to draw: ``verts (V, 3)`` SMPL frame metres, ``cam (4,)`` orig_cam, ``color`` RGB [0, 1]."""
+    """One person to draw: ``verts (V, 3)`` SMPL frame metres, ``cam`` orig_cam ``(4,)`` (or ``trans_cam (3,)``
+    for a renderer with a focal length), ``color`` RGB [0, 1]."""
 
     verts: np.ndarray
     cam: np.ndarray
@@ -194,11 +205,12 @@ class MeshRenderer:
     """Draws SMPL meshes over frames of one size.
 
     ``faces (F, 3)`` is the shared triangle list; ``mode`` 'zbuffer' or 'painter'; ``alpha`` the mesh opacity
-    over the frame; ``wireframe`` draws only the edges of visible faces.
+    over the frame; ``wireframe`` draws only the edges of visible faces; ``focal_length`` (pixels) switches
+    from the weak-perspective ``orig_cam`` to the pinhole camera with each mesh's ``trans_cam``.
     """
 
     def __init__(self, faces: np.ndarray, width: int, height: int, mode: str = 'zbuffer', alpha: float = 1.0,
-                 wireframe: bool = False):
+                 wireframe: bool = False, focal_length: float | None = None):
         if mode not in ('zbuffer', 'painter'):
             raise ValueError(f"render mode must be 'zbuffer' or 'painter', got {mode!r}")
         self.faces = np.asarray(faces, dtype=np.int64)
@@ -206,6 +218,7 @@ class MeshRenderer:
         self.mode = mode
         self.alpha = float(alpha)
         self.wireframe = wireframe
+        self.focal_length = focal_length
         self.lights = LIGHT_DIRECTIONS / np.linalg.norm(LIGHT_DIRECTIONS, axis=1, keepdims=True)
 
     def render(self, image: np.ndarray, meshes: list[Mesh], side_view: bool = False) -> np.ndarray:
@@ -217,7 +230,7 @@ class MeshRenderer:
         rotation = rotation_y(270.0) if side_view else None
         uv, depth, rotated, faces, colors = [], [], [], [], []
         for index, mesh in enumerate(meshes):
-            points, dist = project(mesh.verts, mesh.cam, self.width, self.height, rotation)
+            points, dist = project(mesh.verts, mesh.cam, self.width, self.height, rotation, self.focal_length)
             rot = FLIP_X if rotation is None else rotation @ FLIP_X
             uv.append(points)
             depth.append(dist)

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from lib.core.config import resolve_device
 from lib.core.errors import UserError
 from lib.demo.batch import Ranks
+from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.demo.pipeline import (DemoOptions, GLoTPredictor, PersonTrack, _check_settings, _nothing, render_frame,
                                weight_files)
@@ -191,7 +192,7 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
         UserError: an unreadable source, a bad box file, missing weights, a bad DEMO setting, torchrun.
     """
     options = options or DemoOptions()
-    _check_settings(cfg, options)
+    _check_settings(cfg, options, writes=True)
     if Ranks.from_env().world_size > 1:
         raise UserError('--stream runs in one process; torchrun is for --vid_file with a folder or .txt list')
     stream = StreamSource(source)
@@ -250,8 +251,8 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
             latencies.append((now - arrived) * 1000)
             record = {'frame': out.frame, 'track_id': tid, 'time_s': out.frame / stream.fps,
                       'emitted_at': out.emitted_at, 'flushed': out.flushed, 'latency_ms': round(latencies[-1], 3)}
-            record.update({key: value[0].tolist() for key, value in person.items()
-                           if value is not None and key != 'frame_ids'
+            record.update({key: np.asarray(value if key in PER_PERSON_KEYS else value[0]).tolist()
+                           for key, value in person.items() if value is not None and key != 'frame_ids'
                            and (key != 'verts' or cfg.DEMO.STREAM_VERTS)})
             lines.write(json.dumps(record) + '\n')
             people.append((tid, person['verts'][0], person['orig_cam'][0]))

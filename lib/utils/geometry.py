@@ -127,6 +127,22 @@ def axis_angle_to_rotmat(axis_angle: torch.Tensor) -> torch.Tensor:
     return spin_rodrigues(axis_angle.reshape(-1, 3)).reshape(*axis_angle.shape[:-1], 3, 3)
 
 
+def rotmat_to_euler_zxy(rotmat: torch.Tensor, eps: float = 1e-9) -> torch.Tensor:
+    """Rotation matrices ``(..., 3, 3)`` to Euler angles ``(..., 3)`` = ``(z, x, y)`` radians with
+    ``R = Rz(z) Rx(x) Ry(y)`` (BVH's ``Zrotation Xrotation Yrotation``); ``x`` in [-pi/2, pi/2].
+
+    At gimbal lock (``cos x`` below ``eps``) only ``z + y`` (``x = pi/2``) or ``z - y`` (``x = -pi/2``) is
+    defined: ``y`` is set to 0.
+    """
+    cos_x = torch.sqrt(rotmat[..., 2, 0] ** 2 + rotmat[..., 2, 2] ** 2)
+    x = torch.atan2(rotmat[..., 2, 1], cos_x)
+    locked = cos_x < eps
+    z = torch.where(locked, torch.atan2(rotmat[..., 1, 0], rotmat[..., 0, 0]),
+                    torch.atan2(-rotmat[..., 0, 1], rotmat[..., 1, 1]))
+    y = torch.where(locked, torch.zeros_like(x), torch.atan2(-rotmat[..., 2, 0], rotmat[..., 2, 2]))
+    return torch.stack([z, x, y], dim=-1)
+
+
 def weak_perspective_translation(cam: torch.Tensor, focal_length: float = FOCAL_LENGTH,
                                  crop_size: float = CROP_SIZE) -> torch.Tensor:
     """Camera translation ``(..., 3)`` in metres equivalent to weak-perspective ``cam = (s, tx, ty)``."""

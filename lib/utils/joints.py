@@ -88,6 +88,7 @@ H36M_TO_J14 = H36M_TO_J17[:14]
 # Index ranges of named subsets inside SPIN_49.
 SPIN_COMMON_SLICE = slice(25, 39)   # the 14 LSP joints, in COMMON_14 order
 SPIN_PELVIS = 39                    # 'hip' (MPII pelvis): root used to centre H36M/MPI-INF-3DHP 3D joints
+SPIN_SMPL_ROOT = 8                  # 'OP MidHip' = SMPL kinematic joint 0 (the pelvis, root of the skeleton)
 COMMON_LHIP, COMMON_RHIP = 3, 2      # pelvis of the 14-joint set = mean of these two
 MPII3D_TEST_PELVIS = 14
 

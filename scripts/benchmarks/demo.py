@@ -1,7 +1,8 @@
-"""Demo speed per stage (detection, tracking, features, model, render) in frames/s of the input video.
+"""Demo speed per stage (detection, tracking, features, model, export, render) in frames/s of the input video.
 
     python scripts/benchmark.py --part demo                                  # 60 frames 640x480, 2 people
     python scripts/benchmark.py --part demo --detector hog --render-mode painter
+    python scripts/benchmark.py --part demo --export glb,bvh
     python scripts/benchmark.py --part demo --checkpoint data/pretrained_models/table1_3dpw_weights.pth.tar \
         --root data --frames 120 --width 1280 --height 720
 
@@ -35,6 +36,7 @@ def add_arguments(parser) -> None:
     parser.add_argument('--detector', choices=('bbox', 'hog', 'torchvision'), default='bbox')
     parser.add_argument('--render-mode', choices=('zbuffer', 'painter'), default='zbuffer')
     parser.add_argument('--sideview', action='store_true')
+    parser.add_argument('--export', default='', help='also time the motion export, e.g. glb,bvh')
 
 
 def prepare(root: Path, args) -> tuple[Path, Path, Path]:
@@ -71,7 +73,8 @@ def run(args) -> None:
     out = root / 'demo_output'
     shutil.rmtree(out, ignore_errors=True)
     options = DemoOptions(detector=None if args.detector == 'bbox' else args.detector,
-                          bbox_file=str(boxes) if args.detector == 'bbox' else None, sideview=args.sideview)
+                          bbox_file=str(boxes) if args.detector == 'bbox' else None, sideview=args.sideview,
+                          export=tuple(args.export.split(',')) if args.export else ())
     result = run_demo(cfg, video, out, options, predictor=predictor)
     people = sum(len(r['frame_ids']) for r in result.results.values()) / max(result.num_frames, 1)
     print(f'\nvideo {video.name}: {result.num_frames} frames, {args.width}x{args.height}, '

@@ -1,0 +1,53 @@
+"""Motion export of the demo's results: GLB (skinned, animated SMPL meshes) and BVH (skeleton animation).
+
+:func:`write_exports` is what ``demo.py --export glb,bvh`` runs after the model stage: each person's result
+becomes a :class:`~lib.demo.export.motion.BodyMotion` (optionally smoothed, ``DEMO.SMOOTH``) in the
+``DEMO.EXPORT_FRAME`` frame, then ``glb.py`` writes ``<name>_glot.glb`` (all people) and ``bvh.py`` writes
+``bvh/person<k>_frames<first>-<last>.bvh``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lib.core.errors import UserError
+from lib.demo.camera import focal_length
+from lib.demo.export.bvh import write_bvh
+from lib.demo.export.glb import write_glb
+from lib.demo.export.motion import body_motion
+from lib.demo.smoothing import OneEuro
+
+EXPORT_FORMATS = ('glb', 'bvh')
+
+
+def check_export_formats(formats) -> None:
+    """Fail with one line on an unknown export format, before any work (the ``DEMO`` export settings are
+    checked with the config, :mod:`lib.core.checks`)."""
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown:
+        raise UserError(f"unknown --export format '{unknown[0]}': choose from {', '.join(EXPORT_FORMATS)} "
+                        f"(several separated by commas, e.g. --export glb,bvh)")
+
+
+def write_exports(formats, results: dict[int, dict], body, demo_cfg, fps: float, num_frames: int, width: int,
+                  height: int, output_dir: str | Path, name: str) -> list[Path]:
+    """Write the motion of every person in ``results`` (demo results with the camera keys) in ``formats``
+    into ``output_dir``; ``body`` is the SMPL layer the results were decoded with. Returns the paths.
+
+    Raises:
+        UserError: a bad format or setting, or no person to export.
+    """
+    check_export_formats(formats)
+    if not results:
+        raise UserError("nothing to export: the run has no tracked person (see the tracking log line; try "
+                        "a --bbox_file or a lower DEMO.MIN_TRACK_LEN)")
+    smoothing = (OneEuro(demo_cfg.SMOOTH_MIN_CUTOFF, demo_cfg.SMOOTH_BETA, demo_cfg.SMOOTH_D_CUTOFF, fps)
+                 if demo_cfg.SMOOTH else None)
+    motions = [body_motion(tid, res, body, demo_cfg.EXPORT_FRAME, smoothing) for tid, res in sorted(results.items())]
+    files = []
+    if 'glb' in formats:
+        files.append(write_glb(Path(output_dir) / f'{name}_glot.glb', motions, fps, num_frames, width, height,
+                               focal_length(demo_cfg.FOCAL_LENGTH, width, height), demo_cfg.EXPORT_FRAME))
+    if 'bvh' in formats:
+        for motion in motions:
+            files += write_bvh(Path(output_dir) / 'bvh', motion, fps, demo_cfg.BVH_UNITS)
+    return files

@@ -1,0 +1,92 @@
+"""Python API of the demo: GLoT on a video from a script, without the command line.
+
+:class:`VideoPredictor` loads the networks once and runs the demo pipeline (``lib/demo/pipeline.py``) on any
+number of videos; :meth:`VideoPredictor.run` returns one :class:`Person` per track and, given an output
+folder, writes what ``demo.py`` writes (results file, exports, overlay video). The README's "Python API"
+section has a runnable example (tests/test_predictor.py runs it).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from lib.demo.pipeline import DemoOptions, GLoTPredictor, run_demo
+
+
+@dataclass
+class Person:
+    """One tracked person of a video; ``n`` tracked frames, arrays as in the results file (README table).
+
+    ``frame_ids (n,)`` video frames (0-based); ``theta (n, 85)`` = crop camera (3), SMPL pose (72,
+    axis-angle, radians), betas (10); ``verts (n, 6890, 3)`` and ``joints3d (n, 49, 3)`` metres, SMPL frame
+    (camera-aligned: x right, y down, z away from the camera; add ``trans_cam`` for the camera frame);
+    ``joints2d_img (n, 49, 2)`` pixels; ``bboxes (n, 4)`` cx, cy, w, h pixels (scaled crop boxes);
+    ``orig_cam (n, 4)`` weak-perspective image camera; ``trans_cam (n, 3)`` metres; ``focal_length``
+    pixels and ``principal_point (2,)`` pixels of the pinhole; ``fps`` of the video.
+    """
+
+    track_id: int
+    frame_ids: np.ndarray
+    theta: np.ndarray
+    verts: np.ndarray
+    joints3d: np.ndarray
+    joints2d_img: np.ndarray
+    bboxes: np.ndarray
+    orig_cam: np.ndarray
+    trans_cam: np.ndarray
+    focal_length: float
+    principal_point: np.ndarray
+    fps: float
+
+    @property
+    def pose(self) -> np.ndarray:
+        """SMPL pose ``(n, 72)``, axis-angle radians, 24 joints."""
+        return self.theta[:, 3:75]
+
+    @property
+    def betas(self) -> np.ndarray:
+        """SMPL shape ``(n, 10)``."""
+        return self.theta[:, 75:]
+
+    @classmethod
+    def from_result(cls, track_id: int, result: dict, fps: float) -> Person:
+        """A person from one entry of the demo's results (``glot_output.pkl``) and the video's frame rate."""
+        theta = np.concatenate([result['pred_cam'], result['pose'], result['betas']], axis=1)
+        return cls(int(track_id), result['frame_ids'], theta, result['verts'], result['joints3d'],
+                   result['joints2d_img'], result['bboxes'], result['orig_cam'], result['trans_cam'],
+                   float(result['focal_length']), result['principal_point'], float(fps))
+
+
+class VideoPredictor:
+    """GLoT and SPIN loaded once, for running on videos from Python.
+
+    Args:
+        cfg: frozen config (``lib.core.config.load_config``); ``DEMO.*`` settings apply as in ``demo.py``.
+        checkpoint: GLoT weights; default ``cfg.TRAIN.PRETRAINED``.
+        gender: SMPL body of ``verts``/``joints3d`` and of the exports ('neutral', 'male', 'female').
+    """
+
+    def __init__(self, cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral'):
+        self.cfg = cfg
+        self.gender = gender
+        self.predictor = GLoTPredictor(cfg, checkpoint, gender)
+
+    def run(self, video: str | os.PathLike, bbox_file: str | os.PathLike | None = None, detector: str | None = None,
+            output_folder: str | os.PathLike | None = None, export: tuple[str, ...] = (), render: bool = False
+            ) -> list[Person]:
+        """The people of ``video`` (a file or a folder of frames), ordered by track id.
+
+        ``bbox_file``/``detector`` as ``demo.py``'s ``--bbox_file``/``--detector``. With ``output_folder``,
+        also writes ``<output_folder>/<video name>/glot_output.pkl``, the ``export`` formats ('glb', 'bvh')
+        and, with ``render``, the overlay video; without it nothing is written.
+
+        Raises:
+            UserError: unreadable video, bad box file, no person found, bad settings (one line each).
+        """
+        writes = output_folder is not None
+        options = DemoOptions(detector=detector, bbox_file=None if bbox_file is None else str(bbox_file),
+                              save_pkl=writes, render=render, gender=self.gender, export=tuple(export))
+        result = run_demo(self.cfg, video, output_folder, options, predictor=self.predictor)
+        return [Person.from_result(tid, res, result.fps) for tid, res in sorted(result.results.items())]
