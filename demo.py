@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                              'disk, else HOG)')
     parser.add_argument('--bbox_file', help='per-frame person boxes (CSV or JSON) instead of a detector')
     parser.add_argument('--tracker_batch_size', type=int, default=12, help='frames per detector batch')
+    parser.add_argument('--fps', type=float, help="frame rate of the input in frames/s (default DEMO.FPS: the "
+                        "video's own, 30 for a folder of frames); used for the output video and exports")
     parser.add_argument('--yolo_img_size', type=int, help='official flag; ignored (no YOLO detector here)')
     parser.add_argument('--display', action='store_true', help='official flag; ignored (headless)')
     parser.add_argument('--save_pkl', action=argparse.BooleanOptionalAction, default=True,
@@ -57,6 +59,7 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     extra = ['DEVICE', f'cuda:{args.gpu}'] if args.gpu is not None else []
+    extra += ['DEMO.FPS', str(args.fps)] if args.fps is not None else []
     cfg = config_from_args(args, extra)
     if args.display:
         logging.info('note: --display is ignored (this demo is headless; open the output video instead)')

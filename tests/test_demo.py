@@ -60,7 +60,8 @@ def _cli(argv, capsys):
 def _check_results(results, num_frames):
     assert results, 'no person in the results'
     for res in results.values():
-        assert tuple(res) == RESULT_KEYS
+        assert tuple(res) == RESULT_KEYS + ('frame_filled',)   # the official keys, then ours
+        assert res['frame_filled'].dtype == bool and res['frame_filled'].shape == res['frame_ids'].shape
         n = len(res['frame_ids'])
         assert n >= 20 and res['frame_ids'].max() < num_frames
         shapes = {k: res[k].shape for k in RESULT_KEYS if res[k] is not None}
@@ -146,9 +147,11 @@ def test_bbox_file_formats_agree(tmp_path):
         np.testing.assert_allclose(parsed.detections[0], [[10, 20, 50, 120, 0.9], [100, 20, 150, 120, 0.8]])
     assert [ids.tolist() for ids in boxes[0].track_ids] == [[7, 8], [], [7], []]
     assert boxes[3].track_ids is None
-    tracks = build_tracks(boxes[0].detections, SimpleNamespace(FILL_GAPS=True, MIN_TRACK_LEN=2,
-                                                               BBOX_SMOOTH_SIGMA=0.0), boxes[0].track_ids)
-    assert [(t.track_id, t.frames.tolist()) for t in tracks] == [(7, [0, 1, 2])]
+    demo_cfg = SimpleNamespace(FILL_GAPS=True, MIN_TRACK_LEN=2, BBOX_SMOOTH_SIGMA=0.0, STATIC_TRACK_MOTION=0.0,
+                               STATIC_TRACK_FRACTION=0.9, DROP_STATIC_TRACKS=False)
+    tracks = build_tracks(boxes[0].detections, demo_cfg, boxes[0].track_ids)
+    assert [(t.track_id, t.frames.tolist(), t.filled.tolist()) for t in tracks] == [(7, [0, 1, 2],
+                                                                                     [False, True, False])]
     np.testing.assert_allclose(tracks[0].bboxes[1], square_boxes([[11, 20.5, 51, 120.5]])[0])
 
 
@@ -177,7 +180,8 @@ def test_bbox_file_missing_and_bad_json(tmp_path):
 
 def _demo_cfg(**overrides):
     values = dict(TORCHVISION_MODEL='fasterrcnn_mobilenet_v3_large_320_fpn', DETECTOR_WEIGHTS='',
-                  DETECTION_THRESHOLD=0.0, HOG_HIT_THRESHOLD=0.0, HOG_RESIZE=320)
+                  DOWNLOAD_WEIGHTS=False, DETECTION_THRESHOLD=0.0, HOG_HIT_THRESHOLD=0.0, HOG_MIN_HEIGHT=100,
+                  HOG_PYRAMID_SCALE=1.05, DUPLICATE_OVERLAP=0.8)
     values.update(overrides)
     return SimpleNamespace(**values)
 
@@ -230,7 +234,7 @@ def test_hog_missing_from_opencv_is_a_clear_error(monkeypatch, tmp_path):
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_hog_boxes_cover_the_body(clip):
     frames = list(FrameReader(clip.video.path))[::8]
-    dets = detection.HOGDetector(resize_to=480)(frames)
+    dets = detection.HOGDetector(min_height=64)(frames)
     for frame_dets, truth in zip(dets, clip.video.boxes[0][::8]):
         # Some detection has its centre within 15 px and its height within 15 % of the rendered body's.
         centre_error = np.abs((frame_dets[:, 0] + frame_dets[:, 2] - truth[0] - truth[2]) / 2)
@@ -290,7 +294,7 @@ def test_demo_with_bbox_file(clip, tmp_path, capsys):
 
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
-    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_RESIZE', '480'])
+    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_MIN_HEIGHT', '64'])
     predictor = GLoTPredictor(cfg, clip.ckpt)
     options = DemoOptions(detector='hog')
     result = run_demo(cfg, clip.video.path, tmp_path / 'out', options, predictor=predictor)

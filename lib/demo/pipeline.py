@@ -38,7 +38,8 @@ from lib.core.errors import UserError
 from lib.utils.geometry import convert_crop_cam_to_orig_img
 from lib.utils.img_utils import crop_image
 from lib.demo.renderer import Mesh, MeshRenderer, track_color, write_obj
-from lib.demo.tracking import (Track, drop_short_tracks, fill_gaps, smooth_boxes, square_boxes,
+from lib.demo.appearance import box_histograms
+from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
                                 track_detections)
 from lib.demo.video import FrameReader, VideoInfo, VideoWriter
 
@@ -68,12 +69,18 @@ class DemoOptions:
 
 @dataclass
 class PersonTrack:
-    """A track ready for the networks: ``frames (n,)`` int64 and square boxes ``bboxes (n, 4)`` cx, cy, w, h
-    (pixels, before the crop scale)."""
+    """A track ready for the networks: ``frames (n,)`` int64, square boxes ``bboxes (n, 4)`` cx, cy, w, h
+    (pixels, before the crop scale) and ``filled (n,)`` bool, True where the box was interpolated over a gap
+    rather than detected (all False when not given)."""
 
     track_id: int
     frames: np.ndarray
     bboxes: np.ndarray
+    filled: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.filled is None:
+            self.filled = np.zeros(len(self.frames), dtype=bool)
 
 
 @dataclass
@@ -107,19 +114,36 @@ def window_indices(length: int, seqlen: int = 16, padding: str = 'clamp') -> np.
     return np.where(inside, idx, target)
 
 
-def build_tracks(detections: list[np.ndarray], demo_cfg, track_ids: list[np.ndarray] | None = None
-                 ) -> list[PersonTrack]:
-    """Tracks from per-frame detections ``(n_f, 5)``: the given ``track_ids`` or Hungarian IoU tracking, then
-    gap filling (``DEMO.FILL_GAPS``), the minimum length, square boxes and smoothing."""
+def link_tracks(detections: list[np.ndarray], demo_cfg, track_ids: list[np.ndarray] | None = None,
+                appearance: list[np.ndarray] | None = None) -> list[Track]:
+    """Tracks (x1y1x2y2 boxes) from per-frame detections ``(n_f, 5)``: the given ``track_ids`` or the SORT
+    tracker (with the colour descriptions ``appearance`` when given), then gap filling (``DEMO.FILL_GAPS``)
+    and :func:`lib.demo.tracking.select_tracks` (minimum length, static tracks)."""
     if track_ids is None:
-        tracks = track_detections(detections, demo_cfg.TRACK_IOU_THRESHOLD, demo_cfg.TRACK_MAX_AGE)
+        tracks = track_detections(detections, demo_cfg.TRACK_IOU_THRESHOLD, demo_cfg.TRACK_MAX_AGE,
+                                  demo_cfg.TRACK_MIN_HITS, appearance, demo_cfg.TRACK_APPEARANCE_WEIGHT,
+                                  demo_cfg.TRACK_APPEARANCE_MIN)
     else:
         tracks = _tracks_from_ids(detections, track_ids)
     if demo_cfg.FILL_GAPS:
         tracks = [fill_gaps(t) for t in tracks]
-    tracks = drop_short_tracks(tracks, demo_cfg.MIN_TRACK_LEN)
-    return [PersonTrack(t.track_id, t.frames, smooth_boxes(square_boxes(t.boxes), demo_cfg.BBOX_SMOOTH_SIGMA))
-            for t in tracks]
+    return select_tracks(tracks, demo_cfg.MIN_TRACK_LEN, demo_cfg.STATIC_TRACK_MOTION,
+                         demo_cfg.STATIC_TRACK_FRACTION, demo_cfg.DROP_STATIC_TRACKS)
+
+
+def build_tracks(detections: list[np.ndarray], demo_cfg, track_ids: list[np.ndarray] | None = None,
+                 appearance: list[np.ndarray] | None = None) -> list[PersonTrack]:
+    """:func:`link_tracks`, then square boxes and smoothing (``DEMO.BBOX_SMOOTH_SIGMA``)."""
+    return [PersonTrack(t.track_id, t.frames, smooth_boxes(square_boxes(t.boxes), demo_cfg.BBOX_SMOOTH_SIGMA),
+                        t.filled)
+            for t in link_tracks(detections, demo_cfg, track_ids, appearance)]
+
+
+def box_appearance(reader: FrameReader, detections: list[np.ndarray]) -> list[np.ndarray]:
+    """Colour descriptions (:func:`lib.demo.appearance.box_histograms`) of every frame's detections, in one
+    pass over the frames."""
+    return [box_histograms(frame, dets)
+            for frame, dets in zip(tqdm(reader, total=len(detections), desc='appearance', unit='frame'), detections)]
 
 
 def _tracks_from_ids(detections: list[np.ndarray], track_ids: list[np.ndarray]) -> list[Track]:
@@ -255,6 +279,7 @@ class GLoTPredictor:
             'joints2d': None,
             'bboxes': bboxes.astype(np.float32),
             'frame_ids': track.frames.astype(np.int64),
+            'frame_filled': track.filled.astype(bool),
         }
 
 
@@ -289,14 +314,17 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     options = options or DemoOptions()
     _check_settings(cfg, options)
     watch = _Stopwatch()
-    reader = FrameReader(vid_file, exact_count=options.bbox_file is not None)
+    reader = FrameReader(vid_file, fps=cfg.DEMO.FPS or None, exact_count=options.bbox_file is not None)
     info = reader.info
     name = info.path.stem if not info.is_folder else info.path.name
     output_dir = Path(output_folder) / name
     box_file = None
     if options.bbox_file is not None:
         box_file = read_bbox_file(options.bbox_file, info.num_frames, info.width, info.height)
-    logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps")
+    fps_source = ('DEMO.FPS / --fps' if cfg.DEMO.FPS else
+                  'a folder of frames has none: default, set it with --fps' if info.is_folder else "the video's own")
+    logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps "
+                f"({fps_source})")
     if predictor is None:
         weight_files(cfg, checkpoint)
     cache = StageCache(output_dir / 'cache', enabled=cfg.DEMO.CACHE)
@@ -304,14 +332,17 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     with watch.stage('detection'):
         detections, track_ids, num_frames, pending = _detections(cfg, reader, options, box_file, cache)
     with watch.stage('tracking'):
-        tracks = build_tracks(detections, cfg.DEMO, track_ids)
+        appearance = (box_appearance(reader, detections)
+                      if track_ids is None and cfg.DEMO.TRACK_APPEARANCE else None)
+        tracks = build_tracks(detections, cfg.DEMO, track_ids, appearance)
     if not tracks:
         found = sum(len(d) for d in detections)
         raise UserError(f"no person found in {info.path}: {found} detections in {num_frames} frames and no track "
                         f"of at least {cfg.DEMO.MIN_TRACK_LEN} frames (try another --detector, a --bbox_file, "
                         f"or a lower DEMO.MIN_TRACK_LEN)")
     logger.info(f"tracking: {len(tracks)} person track(s): "
-                + ', '.join(f'id {t.track_id} ({len(t.frames)} frames)' for t in tracks))
+                + ', '.join(f'id {t.track_id} ({len(t.frames)} frames, {int(t.filled.sum())} filled)'
+                            for t in tracks))
     if pending is not None:
         cache.save(*pending)
     if predictor is None:
@@ -325,6 +356,7 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
         for track in tqdm(tracks, desc='model', unit='track'):
             results[track.track_id] = predictor.predict(features[track.track_id], track, info.width, info.height,
                                                         options.render_plain)
+    _report_camera_scale(results)
 
     files = []
     if options.save_pkl:
@@ -337,8 +369,22 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     return result
 
 
+def _report_camera_scale(results: dict[int, dict]) -> None:
+    """Warn about predictions whose weak-perspective camera scale is not positive: such a mesh is mirrored or
+    a few pixels big, so it would be drawn as nothing without a word."""
+    for pid, res in results.items():
+        bad = np.nonzero(res['pred_cam'][:, 0] <= 0)[0]
+        if len(bad):
+            logger.warning(f"model: person {pid}: camera scale not positive in {len(bad)} of "
+                           f"{len(res['pred_cam'])} frames (first at frame {int(res['frame_ids'][bad[0]])}); "
+                           f"those meshes are degenerate and do not show in the video")
+
+
 def _check_settings(cfg, options: DemoOptions) -> None:
     """Fail before any work on settings that would only be read late in the run."""
+    if cfg.DEMO.FPS < 0:
+        raise ConfigError(f"DEMO.FPS {cfg.DEMO.FPS} must be a positive frame rate (frames/s), or 0 for the "
+                          f"video's own")
     choices = {'DEMO.WINDOW_PADDING': (cfg.DEMO.WINDOW_PADDING, ('clamp', 'repeat')),
                'DEMO.RENDER_MODE': (cfg.DEMO.RENDER_MODE, ('zbuffer', 'painter')),
                'DEMO.DETECTOR': (options.detector or cfg.DEMO.DETECTOR, ('auto', 'torchvision', 'hog')),
@@ -359,7 +405,8 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
     kind = options.detector or cfg.DEMO.DETECTOR
     key = {'video': video_key(info), 'detector': kind,
            'settings': {k: cfg.DEMO[k] for k in ('TORCHVISION_MODEL', 'DETECTOR_WEIGHTS', 'DETECTION_THRESHOLD',
-                                                 'HOG_HIT_THRESHOLD', 'HOG_RESIZE')}}
+                                                 'HOG_HIT_THRESHOLD', 'HOG_MIN_HEIGHT', 'HOG_PYRAMID_SCALE',
+                                                 'DUPLICATE_OVERLAP')}}
     cached = cache.load('detections', key)
     if cached is not None:
         logger.info('detection: reusing cached detections')
