@@ -356,7 +356,7 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
         for track in tqdm(tracks, desc='model', unit='track'):
             results[track.track_id] = predictor.predict(features[track.track_id], track, info.width, info.height,
                                                         options.render_plain)
-    _report_camera_scale(results)
+    report_camera_scale(results)
 
     files = []
     if options.save_pkl:
@@ -369,7 +369,7 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     return result
 
 
-def _report_camera_scale(results: dict[int, dict]) -> None:
+def report_camera_scale(results: dict[int, dict]) -> None:
     """Warn about predictions whose weak-perspective camera scale is not positive: such a mesh is mirrored or
     a few pixels big, so it would be drawn as nothing without a word."""
     for pid, res in results.items():
