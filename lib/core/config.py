@@ -241,8 +241,9 @@ _C.DEMO.FPS = 0.0
 _C.DEMO.MIN_TRACK_LEN = 25
 # Crop scale around the square person box (official 1.2).
 _C.DEMO.BBOX_SCALE = 1.2
-# Frames per SPIN feature batch and windows per GLoT batch.
-_C.DEMO.FEATURE_BATCH_SIZE = 256
+# Crops per SPIN feature batch (bounds the feature stage's memory: ~12 MB per crop on the CPU, so 32 -> ~0.4 GB;
+# CPU speed is flat from ~16 up) and windows per GLoT batch.
+_C.DEMO.FEATURE_BATCH_SIZE = 32
 _C.DEMO.MODEL_BATCH_SIZE = 64
 # torchvision COCO detector used by DETECTOR 'torchvision'/'auto' (see lib/demo/detection.py for the choices).
 _C.DEMO.TORCHVISION_MODEL = 'fasterrcnn_resnet50_fpn_v2'

