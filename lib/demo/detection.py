@@ -10,10 +10,10 @@ float array ``x1, y1, x2, y2, score`` in pixels. Three sources:
 - ``hog``: OpenCV's HOG + linear SVM people detector (Dalal & Triggs), needs no download. It finds upright,
   mostly unoccluded people from ``DEMO.HOG_MIN_HEIGHT`` (50) pixels tall up (frames are upscaled first, see
   ``HOGDetector``).
+- a box file (``--bbox_file``, :func:`read_bbox_file`) with the user's own per-frame boxes.
 
 Both detectors merge duplicate boxes on one person (a box mostly inside a better one,
 ``DEMO.DUPLICATE_OVERLAP``) before tracking; boxes from a file are used as given.
-- a box file (``--bbox_file``, :func:`read_bbox_file`) with the user's own per-frame boxes.
 
 Box file format (frames are 0-based indices into the video; coordinates are pixels of the original frame):
 

@@ -3,10 +3,11 @@
 Stages (spec B.8, each with a tqdm bar and a line in the timing summary):
 
 1. **detection**: person boxes per frame from a detector (``lib/demo/detection.py``) or a ``--bbox_file``.
-2. **tracking**: Hungarian IoU tracks, gaps filled, tracks shorter than ``DEMO.MIN_TRACK_LEN`` (official 25)
-   dropped, square boxes ``(cx, cy, w, h)`` with ``w = h = max``, smoothed over time.
+2. **tracking**: the SORT-style Kalman tracker with a colour cue (``lib/demo/tracking.py``), gaps filled and
+   marked (``frame_filled``), tracks shorter than ``DEMO.MIN_TRACK_LEN`` (official 25) dropped and static
+   tracks reported, square boxes ``(cx, cy, w, h)`` with ``w = h = max``, smoothed over time.
 3. **features**: 224 x 224 crops at ``DEMO.BBOX_SCALE`` (1.2), ImageNet-normalised, SPIN ResNet-50 features
-   ``(n, 2048)`` per track, in batches across tracks.
+   ``(n, 2048)`` per track, in batches of ``DEMO.FEATURE_BATCH_SIZE`` crops across tracks.
 4. **model**: GLoT on one 16-frame window per tracked frame (the frame at window index 8, the 8 frames
    before and 7 after, in order), then the crop camera converted to the whole image (``orig_cam``) exactly as
    the official demo.

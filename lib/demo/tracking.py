@@ -3,8 +3,9 @@
 Boxes are ``(x1, y1, x2, y2)`` in pixels unless a name says ``cxcywh``; times are frame indices. The tracker
 plays the role SORT plays in the official demo (through multi-person-tracker): each person's box follows a
 constant-velocity Kalman filter (``lib/demo/kalman.py``), detections are associated to the predicted boxes
-by the assignment of maximum total IoU (``scipy.optimize.linear_sum_assignment``), and a track survives
-``max_age`` frames without a detection, so people who are missed or hidden for a moment keep their id.
+by the assignment of maximum total IoU (``scipy.optimize.linear_sum_assignment``), optionally helped by the
+boxes' colours (``lib/demo/appearance.py``), and a track survives ``max_age`` frames without a detection, so
+people who are missed or hidden for a moment keep their id.
 """
 from __future__ import annotations
 
@@ -94,13 +95,15 @@ class Tracker:
 
     Call :meth:`update` once per frame, in order; it is causal (uses nothing after the frame). Association:
 
-    1. a track and a detection may match when the IoU of the predicted box and the detection is at least
-       ``iou_threshold`` and the detection is plausible under the filter's uncertainty (Mahalanobis gate
-       :data:`lib.demo.kalman.GATE_CHI2`); the assignment maximises the total IoU, plus ``appearance_weight``
-       x the colour similarity when colour descriptions are given (``lib/demo/appearance.py``);
-    2. with colour descriptions, tracks missed in earlier frames (hidden or not detected) and the detections
-       left over may then match on colour alone: similarity at least ``appearance_min`` and inside the
-       Mahalanobis gate, whose uncertainty has grown while the track coasted.
+    1. confirmed tracks first: a track and a detection are candidates when the detection is plausible under
+       the filter's uncertainty (Mahalanobis gate :data:`lib.demo.kalman.GATE_CHI2`) and either the IoU of
+       the predicted box and the detection is at least ``iou_threshold`` or, when colour descriptions are
+       given (``lib/demo/appearance.py``), their colour similarity is at least ``appearance_min`` (so that a
+       person hidden or missed for a few frames, whose predicted box has drifted, is found again within the
+       gate that grew meanwhile); the assignment maximises the total IoU + ``appearance_weight`` x colour
+       similarity;
+    2. then the unconfirmed tracks and the detections left over, on IoU (and the gate) only, so that a fresh
+       duplicate track cannot take a returning person's detection.
 
     A detection that matches no track starts a new one (ids 1, 2, ... in order of birth); a track that is
     not matched for more than ``max_age`` frames in a row ends. A track is *confirmed* once it has
@@ -113,8 +116,8 @@ class Tracker:
         iou_threshold: minimum IoU between a predicted box and a detection for a motion match.
         max_age: frames a track survives without a detection (a gap of up to this many frames is bridged).
         min_hits: detections before a track is reported.
-        appearance_weight: weight of the colour similarity (0..1) added to the IoU in step 1.
-        appearance_min: minimum colour similarity for a match on colour in step 2.
+        appearance_weight: weight of the colour similarity (in [0, 1], like the IoU) in the assignment.
+        appearance_min: minimum colour similarity for a match on colour without enough IoU.
     """
 
     def __init__(self, iou_threshold: float = 0.3, max_age: int = 15, min_hits: int = 3,
@@ -132,8 +135,9 @@ class Tracker:
     def update(self, detections, appearance: np.ndarray | None = None) -> list[tuple[int, np.ndarray]]:
         """Advance to the next frame with its detections ``(n, 5)`` x1, y1, x2, y2, score (or ``(n, 4)``,
         score 1; pixels) and optionally their colour descriptions ``(n, D)``
-        (:func:`lib.demo.appearance.box_histograms` of this frame). Returns ``(track_id, box (4,) x1y1x2y2)``
-        of the confirmed tracks detected in this frame, the box being the matched detection."""
+        (:func:`lib.demo.appearance.box_histograms` of this frame; give them on every frame or on none).
+        Returns ``(track_id, box (4,) x1y1x2y2)`` of the confirmed tracks detected in this frame, the box being
+        the matched detection."""
         self.frame += 1
         boxes, scores = boxes_and_scores(detections)
         if appearance is not None and len(appearance) != len(boxes):
@@ -165,8 +169,8 @@ class Tracker:
         for index, track in enumerate(live):
             if index not in matched_tracks:
                 track.missed += 1
-            confirmed = len(track.frames) >= self.min_hits
-            (kept if track.missed <= (self.max_age if confirmed else 0) else self._ended).append(track)
+            max_missed = self.max_age if len(track.frames) >= self.min_hits else 0
+            (kept if track.missed <= max_missed else self._ended).append(track)
         for d in range(len(boxes)):
             if d not in matched_dets:
                 kept.append(_LiveTrack(self._next_id, self.frame, boxes[d], float(scores[d]),
