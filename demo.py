@@ -2,7 +2,8 @@
 
 Thin command line over lib/demo/pipeline.py (official flag names kept). Outputs go to
 ``<output_folder>/<video name>/``: ``glot_output.pkl`` (joblib; person id -> pred_cam, orig_cam, verts, pose,
-betas, joints3d, joints2d, bboxes, frame_ids) and ``<video name>_glot_output.mp4``.
+betas, joints3d, joints2d, bboxes, frame_ids, and frame_filled: True where the box was interpolated over a
+tracking gap) and ``<video name>_glot_output.mp4``.
 """
 from __future__ import annotations
 
