@@ -3,7 +3,8 @@
 Thin command line over lib/demo/pipeline.py (official flag names kept). Outputs go to
 ``<output_folder>/<video name>/``: ``glot_output.pkl`` (joblib; person id -> pred_cam, orig_cam, verts, pose,
 betas, joints3d, joints2d, bboxes, frame_ids, and beside them trans_cam, focal_length, principal_point,
-joints2d_img), ``<video name>_glot_output.mp4``, and with ``--export glb,bvh`` ``<video name>_glot.glb`` and
+joints2d_img, and frame_filled: True where the box was interpolated over a tracking gap),
+``<video name>_glot_output.mp4``, and with ``--export glb,bvh`` ``<video name>_glot.glb`` and
 ``bvh/*.bvh``. ``--vid_file`` with a folder of videos or a .txt list runs them all (lib/demo/batch.py, also
 under torchrun); ``--stream`` is the online mode (lib/demo/stream.py).
 """
@@ -49,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--bbox_file', help='per-frame person boxes (CSV or JSON) instead of a detector; in '
                         'batch mode a folder of <video name>.csv/.json')
     parser.add_argument('--tracker_batch_size', type=int, default=12, help='frames per detector batch')
+    parser.add_argument('--fps', type=float, help="frame rate of the input in frames/s (default DEMO.FPS: the "
+                        "video's own, 30 for a folder of frames); used for the output video and exports")
     parser.add_argument('--yolo_img_size', type=int, help='official flag; ignored (no YOLO detector here)')
     parser.add_argument('--display', action='store_true', help='official flag; ignored (headless)')
     parser.add_argument('--save_pkl', action=argparse.BooleanOptionalAction, default=True,
@@ -75,6 +78,7 @@ def main(argv=None) -> None:
 
     args = build_parser().parse_args(argv)
     extra = ['DEVICE', f'cuda:{args.gpu}'] if args.gpu is not None else []
+    extra += ['DEMO.FPS', str(args.fps)] if args.fps is not None else []
     cfg = config_from_args(args, extra)
     if args.display:
         logger.info('note: --display is ignored (this demo is headless; open the output video instead)')

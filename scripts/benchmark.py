@@ -4,9 +4,10 @@
     python scripts/benchmark.py --part data           # training loader samples/s
     python scripts/benchmark.py --part train          # training iterations/s, official batch shape
     python scripts/benchmark.py --part eval           # evaluate.py wall time on a 3DPW-sized generated DB
-    python scripts/benchmark.py --part demo           # demo frames/s per stage
+    python scripts/benchmark.py --part demo           # demo frames/s per stage, feature crops/s, peak memory
     python scripts/benchmark.py --part batch          # batch mode videos/hour (a folder of videos)
     python scripts/benchmark.py --part stream         # online mode sustained frames/s and latency (ms)
+    python scripts/benchmark.py --part tracking       # MOTA, IDF1, ID switches on a generated crossing video
 
 Each part lives in scripts/benchmarks/<part>.py and exposes ``add_arguments(parser)`` and ``run(args)``.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PARTS = ('model', 'data', 'train', 'eval', 'demo', 'batch', 'stream')
+PARTS = ('model', 'data', 'train', 'eval', 'demo', 'tracking', 'batch', 'stream')
 
 
 def main(argv=None) -> None:

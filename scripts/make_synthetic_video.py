@@ -1,11 +1,18 @@
-"""Render a short video of the SMPL body walking across the frame, for tests and the quick start.
+"""Render short videos of SMPL bodies walking across the frame, for tests, benchmarks and the quick start.
 
     python scripts/make_synthetic_video.py --data_root data --out demo_input/walk.mp4 --bbox_file walk_boxes.csv
+    python scripts/make_synthetic_video.py --data_root data --crossing --out demo_input/crossing.mp4 \
+        --bbox_file crossing_gt.csv
 
 The body comes from ``<data_root>/base_data/SMPL_NEUTRAL.pkl`` (the generated stand-in from
 scripts/make_synthetic_assets.py, or the real model), posed with the arms down and swinging legs, and drawn
 with the demo's own renderer (lib/demo/renderer.py) over a plain background. The true person boxes can be
-written as a ``--bbox_file`` for demo.py (CSV ``frame,x1,y1,x2,y2,score``).
+written as a ``--bbox_file`` for demo.py (CSV ``frame,x1,y1,x2,y2,score``; the crossing video adds the true
+``track_id``, so the same file is the tracking ground truth).
+
+``--crossing`` makes the tracking test scene (:data:`CROSSING_WALKERS`): four people of different sizes
+(nearer is bigger and lower in the frame) walk in opposite directions and cross four times, the nearer one
+hiding the farther one for several frames each time, over a lightly textured background.
 """
 from __future__ import annotations
 
@@ -14,13 +21,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.core.io import atomic_write  # noqa: E402
 from lib.demo.renderer import Mesh, MeshRenderer, project  # noqa: E402
 from lib.demo.video import VideoWriter  # noqa: E402
+from lib.models.smpl import SMPL  # noqa: E402
 
 # SMPL joint numbers (body_pose row = joint - 1).
 LEFT_HIP, RIGHT_HIP, LEFT_SHOULDER, RIGHT_SHOULDER = 1, 2, 16, 17
@@ -28,8 +38,9 @@ LEFT_HIP, RIGHT_HIP, LEFT_SHOULDER, RIGHT_SHOULDER = 1, 2, 16, 17
 
 @dataclass
 class SyntheticVideo:
-    """The written video and, per person, its true boxes ``(num_frames, 4)`` x1y1x2y2 in pixels and true
-    image cameras ``cams (num_frames, 4)`` (``orig_cam`` layout ``sx, sy, tx, ty`` of the renderer)."""
+    """The written video and, per person, its true boxes ``(num_frames, 4)`` x1y1x2y2 in pixels (person ``k``
+    has ground-truth id ``k + 1``) and true image cameras ``cams (num_frames, 4)`` (``orig_cam`` layout
+    ``sx, sy, tx, ty`` of the renderer)."""
 
     path: Path
     boxes: list[np.ndarray]
@@ -37,6 +48,30 @@ class SyntheticVideo:
     width: int
     height: int
     cams: list[np.ndarray]
+
+
+@dataclass(frozen=True)
+class Walker:
+    """One person of the crossing scene, in fractions of the frame: body height (of the frame height), row of
+    the feet (of the height), horizontal centre at the first and the last frame (of the width); RGB colour in
+    [0, 1] and gait phase (radians)."""
+
+    height: float
+    foot: float
+    start: float
+    end: float
+    color: tuple[float, float, float]
+    phase: float = 0.0
+
+
+# The crossing scene: A and C walk right, B and D walk left; crossings C-D (t = 0.32 of the video), C-B
+# (0.47), A-D (0.48) and A-B (0.63), each time the nearer (bigger) person passes in front.
+CROSSING_WALKERS = (
+    Walker(0.42, 0.95, 0.08, 0.72, (0.85, 0.25, 0.20), 0.0),   # A
+    Walker(0.37, 0.88, 0.92, 0.22, (0.25, 0.70, 0.30), 1.6),   # B
+    Walker(0.30, 0.78, 0.30, 0.92, (0.25, 0.35, 0.90), 3.1),   # C
+    Walker(0.34, 0.83, 0.70, 0.06, (0.90, 0.80, 0.20), 4.7),   # D
+)
 
 
 def _axis_angle_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
@@ -59,25 +94,77 @@ def walking_poses(num_frames: int, phase: float = 0.0) -> tuple[np.ndarray, np.n
     return body, orient
 
 
-def body_vertices(data_root: str | Path, num_frames: int, phase: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Posed SMPL vertices ``(N, 6890, 3)`` (metres) of the walking body, and the faces ``(13776, 3)``."""
-    import torch
-
-    from lib.models.smpl import SMPL
-
+def body_vertices(data_root: str | Path, num_frames: int, phases: tuple[float, ...] = (0.0,)
+                  ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Posed SMPL vertices ``(N, 6890, 3)`` (metres) of the walking body, one array per gait phase in
+    ``phases``, and the faces ``(13776, 3)``."""
     base = Path(data_root) / 'base_data'
     smpl = SMPL(base, j_regressor_extra=base / 'J_regressor_extra.npy')
-    body, orient = walking_poses(num_frames, phase)
-    with torch.no_grad():
-        out = smpl(betas=torch.zeros(num_frames, 10), body_pose=torch.tensor(body, dtype=torch.float32),
-                   global_orient=torch.tensor(orient, dtype=torch.float32))
-    return out.vertices.numpy().astype(np.float64), smpl.faces.astype(np.int64)
+    verts = []
+    for phase in phases:
+        body, orient = walking_poses(num_frames, phase)
+        with torch.no_grad():
+            out = smpl(betas=torch.zeros(num_frames, 10), body_pose=torch.tensor(body, dtype=torch.float32),
+                       global_orient=torch.tensor(orient, dtype=torch.float32))
+        verts.append(out.vertices.numpy().astype(np.float64))
+    return verts, smpl.faces.astype(np.int64)
 
 
 def background(width: int, height: int) -> np.ndarray:
     """A plain, softly lit BGR background (a vertical grey gradient)."""
     ramp = np.linspace(200, 150, height)[:, None, None]
     return np.broadcast_to(ramp, (height, width, 3)).astype(np.uint8).copy()
+
+
+def textured_background(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """:func:`background` with soft blotches (blurred noise, +-12 grey levels) so that edge-based detectors
+    see some clutter; the same for a given seed."""
+    noise = np.random.default_rng(seed).normal(0.0, 1.0, (height, width)).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=6.0)
+    noise *= 12.0 / max(float(np.abs(noise).max()), 1e-6)
+    return np.clip(background(width, height) + noise[:, :, None], 0, 255).astype(np.uint8)
+
+
+def place_camera(verts: np.ndarray, height_px: float, centre_u: float, foot_v: float, width: int,
+                 height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The image camera ``orig_cam (4,)`` drawing SMPL vertices ``verts (V, 3)`` with their vertical extent
+    ``height_px`` pixels tall, centred at column ``centre_u`` with the lowest point at row ``foot_v``, and
+    the box ``(4,)`` x1y1x2y2 (pixels) of the drawn body."""
+    extent = verts[:, 1].max() - verts[:, 1].min()
+    sx, sy = 2 * height_px / extent / width, 2 * height_px / extent / height
+    cam = np.array([sx, sy, (2 * centre_u / width - 1) / sx, 0.0])
+    uv, _ = project(verts, cam, width, height)
+    cam[3] = (foot_v - uv[:, 1].max()) * 2 / (sy * height)   # v grows by sy * H / 2 per unit of ty
+    uv, _ = project(verts, cam, width, height)
+    return cam, np.array([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()])
+
+
+def make_crossing_video(out_path: str | Path, data_root: str | Path, num_frames: int = 100, width: int = 384,
+                        height: int = 288, fps: float = 25.0, walkers: tuple[Walker, ...] = CROSSING_WALKERS,
+                        bbox_file: str | Path | None = None) -> SyntheticVideo:
+    """Write ``out_path`` (mp4) with the people of ``walkers`` crossing each other at constant speed.
+
+    The true boxes are those of the whole drawn body, occluded parts included (as in MOT ground truth). With
+    ``bbox_file``, they are also written there as a demo box file with ``track_id`` (person k -> id k + 1).
+    """
+    verts, faces = body_vertices(data_root, num_frames, tuple(walker.phase for walker in walkers))
+    renderer = MeshRenderer(faces, width, height)
+    scene = textured_background(width, height)
+    boxes = [np.zeros((num_frames, 4)) for _ in walkers]
+    cams = [np.zeros((num_frames, 4)) for _ in walkers]
+    with VideoWriter(out_path, fps, (width, height)) as writer:
+        for f in range(num_frames):
+            t = f / max(num_frames - 1, 1)
+            meshes = []
+            for k, walker in enumerate(walkers):
+                centre = width * (walker.start + (walker.end - walker.start) * t)
+                cams[k][f], boxes[k][f] = place_camera(verts[k][f], walker.height * height, centre,
+                                                walker.foot * height, width, height)
+                meshes.append(Mesh(verts[k][f], cams[k][f], walker.color))
+            writer.write(renderer.render(scene, meshes))
+    if bbox_file is not None:
+        write_bbox_csv(bbox_file, boxes, with_ids=True)
+    return SyntheticVideo(Path(out_path), boxes, num_frames, width, height, cams)
 
 
 def make_synthetic_video(out_path: str | Path, data_root: str | Path, num_frames: int = 36,
@@ -88,7 +175,7 @@ def make_synthetic_video(out_path: str | Path, data_root: str | Path, num_frames
     Each body is about ``body_height_px`` pixels tall; person ``k`` walks in its own lane at its own scale.
     With ``bbox_file``, also writes the true boxes there as a demo box file (CSV).
     """
-    verts_one, faces = body_vertices(data_root, num_frames)
+    (verts_one,), faces = body_vertices(data_root, num_frames)
     renderer = MeshRenderer(faces, width, height)
     extent = verts_one[0, :, 1].max() - verts_one[0, :, 1].min()
     boxes = [np.zeros((num_frames, 4)) for _ in range(people)]
@@ -112,11 +199,14 @@ def make_synthetic_video(out_path: str | Path, data_root: str | Path, num_frames
     return SyntheticVideo(Path(out_path), boxes, num_frames, width, height, cams)
 
 
-def write_bbox_csv(path: str | Path, boxes: list[np.ndarray]) -> Path:
-    """Write per-person boxes ``(N, 4)`` x1y1x2y2 as a demo box file ``frame,x1,y1,x2,y2,score``."""
-    rows = ['frame,x1,y1,x2,y2,score']
-    for person in boxes:
-        rows += [f'{f},{b[0]:.2f},{b[1]:.2f},{b[2]:.2f},{b[3]:.2f},1.0' for f, b in enumerate(person)]
+def write_bbox_csv(path: str | Path, boxes: list[np.ndarray], with_ids: bool = False) -> Path:
+    """Write per-person boxes ``(N, 4)`` x1y1x2y2 as a demo box file ``frame,x1,y1,x2,y2,score``, plus
+    ``track_id`` (person k -> k + 1) with ``with_ids``; rows in frame order."""
+    rows = ['frame,x1,y1,x2,y2,score' + (',track_id' if with_ids else '')]
+    for f in range(len(boxes[0]) if boxes else 0):
+        for k, person in enumerate(boxes):
+            b = person[f]
+            rows.append(f'{f},{b[0]:.2f},{b[1]:.2f},{b[2]:.2f},{b[3]:.2f},1.0' + (f',{k + 1}' if with_ids else ''))
     return atomic_write(path, '\n'.join(rows) + '\n')
 
 
@@ -129,10 +219,16 @@ def main(argv=None) -> None:
     parser.add_argument('--height', type=int, default=240)
     parser.add_argument('--fps', type=float, default=25.0)
     parser.add_argument('--people', type=int, default=1)
+    parser.add_argument('--crossing', action='store_true',
+                        help='the four-person crossing scene (frames, size and fps as given; --people ignored)')
     parser.add_argument('--bbox_file', default=None, help='also write the true boxes here (CSV)')
     args = parser.parse_args(argv)
-    video = make_synthetic_video(args.out, args.data_root, args.frames, args.width, args.height, args.fps,
-                                 args.people, bbox_file=args.bbox_file)
+    if args.crossing:
+        video = make_crossing_video(args.out, args.data_root, args.frames, args.width, args.height, args.fps,
+                                    bbox_file=args.bbox_file)
+    else:
+        video = make_synthetic_video(args.out, args.data_root, args.frames, args.width, args.height, args.fps,
+                                     args.people, bbox_file=args.bbox_file)
     print(f'wrote {video.path} ({video.num_frames} frames, {video.width}x{video.height})')
 
 

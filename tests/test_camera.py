@@ -59,7 +59,7 @@ def test_generated_video_pinhole_lands_on_the_person(synthetic_root, tmp_path):
     """The true weak-perspective cameras of a generated video, turned into trans_cam: the pinhole puts the root
     on the same pixel, the silhouette at the same size, and draws the body where the video shows it."""
     video = make_synthetic_video(tmp_path / 'walk.mp4', synthetic_root, FRAMES, WIDTH, HEIGHT)
-    verts, faces = body_vertices(synthetic_root, FRAMES)
+    (verts,), faces = body_vertices(synthetic_root, FRAMES)
     smpl = SMPL(synthetic_root / 'base_data', j_regressor_extra=synthetic_root / 'base_data' / 'J_regressor_extra.npy')
     root = (smpl.J_regressor[0] @ smpl.v_template).double().numpy()   # the pelvis does not move with the pose
     cams, boxes = video.cams[0], video.boxes[0]

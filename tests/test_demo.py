@@ -13,7 +13,8 @@ import demo as demo_cli
 from lib.core.cli import run_main
 from lib.core.config import REPO_ROOT, load_config
 from lib.demo.camera import CAMERA_KEYS
-from lib.demo.pipeline import RESULT_KEYS, DemoOptions, GLoTPredictor, build_tracks, run_demo, window_indices
+from lib.demo.pipeline import (RESULT_KEYS, DemoOptions, GLoTPredictor, build_tracks, report_camera_scale, run_demo,
+                               window_indices)
 from lib.demo import detection
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.core.errors import UserError
@@ -61,7 +62,8 @@ def _cli(argv, capsys):
 def _check_results(results, num_frames):
     assert results, 'no person in the results'
     for res in results.values():
-        assert tuple(res) == RESULT_KEYS + CAMERA_KEYS   # the official keys, then the camera-space ones
+        assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS   # the official keys, then ours
+        assert res['frame_filled'].dtype == bool and res['frame_filled'].shape == res['frame_ids'].shape
         n = len(res['frame_ids'])
         assert n >= 20 and res['frame_ids'].max() < num_frames
         shapes = {k: res[k].shape for k in RESULT_KEYS if res[k] is not None}
@@ -113,6 +115,32 @@ def test_video_round_trip_and_image_folder(tmp_path):
     assert [int(f[0, 0, 0]) for f in reader] == [0, 10, 20]
 
 
+def test_truncated_video_is_read_to_its_end_with_one_warning(tmp_path, caplog):
+    writer = cv2.VideoWriter(str(tmp_path / 'full.avi'), cv2.VideoWriter_fourcc(*'MJPG'), 25, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        writer.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    data = (tmp_path / 'full.avi').read_bytes()
+    (tmp_path / 'cut.avi').write_bytes(data[:len(data) // 2])   # the header still announces 20 frames
+    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+        reader = FrameReader(tmp_path / 'cut.avi')
+        assert len(reader) == 20 and not caplog.records
+        decoded = len(list(reader))
+        assert len(list(reader)) == decoded    # a second pass: same frames, no second warning
+    assert 0 < decoded < 20
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'cut.avi'}: decoded {decoded} of the 20 frames its header announces (truncated or partly "
+        f"undecodable file); continuing with the {decoded} decoded frames"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+        assert len(FrameReader(tmp_path / 'cut.avi', exact_count=True)) == decoded   # counted up front
+    assert len(caplog.records) == 1
+    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+        assert len(list(FrameReader(tmp_path / 'full.avi'))) == 20
+    assert len(caplog.records) == 1
+
+
 def test_video_errors_and_atomic_writer(tmp_path):
     (tmp_path / 'empty.mp4').write_bytes(b'')
     (tmp_path / 'text.mp4').write_text('not a video')
@@ -147,9 +175,11 @@ def test_bbox_file_formats_agree(tmp_path):
         np.testing.assert_allclose(parsed.detections[0], [[10, 20, 50, 120, 0.9], [100, 20, 150, 120, 0.8]])
     assert [ids.tolist() for ids in boxes[0].track_ids] == [[7, 8], [], [7], []]
     assert boxes[3].track_ids is None
-    tracks = build_tracks(boxes[0].detections, SimpleNamespace(FILL_GAPS=True, MIN_TRACK_LEN=2,
-                                                               BBOX_SMOOTH_SIGMA=0.0), boxes[0].track_ids)
-    assert [(t.track_id, t.frames.tolist()) for t in tracks] == [(7, [0, 1, 2])]
+    demo_cfg = SimpleNamespace(FILL_GAPS=True, MIN_TRACK_LEN=2, BBOX_SMOOTH_SIGMA=0.0, STATIC_TRACK_MOTION=0.0,
+                               STATIC_TRACK_FRACTION=0.9, DROP_STATIC_TRACKS=False)
+    tracks = build_tracks(boxes[0].detections, demo_cfg, boxes[0].track_ids)
+    assert [(t.track_id, t.frames.tolist(), t.filled.tolist()) for t in tracks] == [(7, [0, 1, 2],
+                                                                                     [False, True, False])]
     np.testing.assert_allclose(tracks[0].bboxes[1], square_boxes([[11, 20.5, 51, 120.5]])[0])
 
 
@@ -178,7 +208,8 @@ def test_bbox_file_missing_and_bad_json(tmp_path):
 
 def _demo_cfg(**overrides):
     values = dict(TORCHVISION_MODEL='fasterrcnn_mobilenet_v3_large_320_fpn', DETECTOR_WEIGHTS='',
-                  DETECTION_THRESHOLD=0.0, HOG_HIT_THRESHOLD=0.0, HOG_RESIZE=320)
+                  DOWNLOAD_WEIGHTS=False, DETECTION_THRESHOLD=0.0, HOG_HIT_THRESHOLD=0.0, HOG_MIN_HEIGHT=100,
+                  HOG_PYRAMID_SCALE=1.05, DUPLICATE_OVERLAP=0.8)
     values.update(overrides)
     return SimpleNamespace(**values)
 
@@ -220,6 +251,79 @@ def test_torchvision_detector_only_from_local_weights(tmp_path, monkeypatch):
         np.testing.assert_allclose(dets, [[1, 2, 3, 4, 0.9]], rtol=1e-6)
 
 
+def _fake_download(state_dict):
+    """A stand-in for torch.hub's download: writes ``state_dict`` where torchvision asked for the file."""
+    def download(url, dst, hash_prefix=None, progress=True):
+        torch.save(state_dict, dst)
+    return download
+
+
+def test_weight_download_is_opt_in_and_falls_back_to_hog(tmp_path, monkeypatch, caplog):
+    import torchvision
+    from urllib.error import URLError
+
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    calls = []
+
+    def offline(url, dst, hash_prefix=None, progress=True):
+        calls.append(url)
+        raise URLError('[Errno -3] Temporary failure in name resolution')
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', offline)
+    assert build_detector('auto', 'cpu', _demo_cfg()).name == 'hog' and calls == []   # off: never tries
+    with caplog.at_level(logging.INFO, logger='lib.demo.detection'):
+        detector = build_detector('auto', 'cpu', _demo_cfg(DOWNLOAD_WEIGHTS=True))
+    assert detector.name == 'hog' and len(calls) == 1
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and 'could not download fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth' in warning[0]
+    assert str(tmp_path / 'hub' / 'checkpoints') in warning[0] and 'using OpenCV HOG' in warning[0]
+    with pytest.raises(UserError, match='could not download'):
+        build_detector('torchvision', 'cpu', _demo_cfg(DOWNLOAD_WEIGHTS=True))
+
+    model = torchvision.models.get_model('fasterrcnn_mobilenet_v3_large_320_fpn', weights=None,
+                                         weights_backbone=None, num_classes=91)
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', _fake_download(model.state_dict()))
+    detector = build_detector('auto', 'cpu', _demo_cfg(DOWNLOAD_WEIGHTS=True))
+    assert detector.name == 'torchvision'
+    assert (tmp_path / 'hub' / 'checkpoints' / 'fasterrcnn_mobilenet_v3_large_320_fpn-907ea3f9.pth').is_file()
+
+
+def test_duplicate_boxes_are_merged():
+    # A whole-body hit, an upper-body hit inside it, one mostly (87%) inside it, a neighbour overlapping it by
+    # a quarter, a person elsewhere. IoU alone (0.4) keeps all five.
+    boxes = np.array([[100, 50, 140, 170], [106, 55, 134, 110], [96, 100, 126, 150], [130, 50, 170, 170],
+                      [300, 50, 340, 170]], float)
+    scores = np.array([2.5, 2.0, 1.2, 1.0, 1.5])
+    assert detection.non_max_suppression(boxes, scores, 0.4, 1.01).tolist() == [0, 1, 4, 2, 3]
+    assert detection.non_max_suppression(boxes, scores, 0.4, 1.0).tolist() == [0, 4, 2, 3]
+    assert detection.non_max_suppression(boxes, scores, 0.4, 0.8).tolist() == [0, 4, 3]
+    # The better-scored box of a nested pair is the one kept.
+    assert detection.non_max_suppression(boxes[:2], scores[[1, 0]], 0.4, 0.8).tolist() == [1]
+
+
+@pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
+def test_hog_finds_a_60_pixel_person_in_a_768x576_frame(synthetic_root):
+    from lib.demo.renderer import Mesh, MeshRenderer
+    from scripts.make_synthetic_video import body_vertices, place_camera, textured_background
+
+    (verts,), faces = body_vertices(synthetic_root, 1)
+    cam, truth = place_camera(verts[0], 60.0, 400.0, 330.0, 768, 576)
+    frame = MeshRenderer(faces, 768, 576).render(textured_background(768, 576), [Mesh(verts[0], cam, (0.3, 0.4, 0.8))])
+    assert 59.0 < truth[3] - truth[1] < 61.0
+
+    def found(dets):
+        centre = np.abs((dets[:, [0, 1]] + dets[:, [2, 3]]) / 2 - (truth[:2] + truth[2:]) / 2).max(axis=1)
+        height = (dets[:, 3] - dets[:, 1]) / (truth[3] - truth[1])
+        return ((centre < 12) & (np.abs(height - 1) < 0.25)).any()
+
+    cfg = load_config(None, [])
+    (dets,) = build_detector('hog', 'cpu', cfg.DEMO)([frame])
+    assert found(dets) and len(dets) == 1
+    # The old setting (frames shrunk to 640 px, i.e. people from ~115 px up) missed it.
+    (old,) = detection.HOGDetector(min_height=115)([frame])
+    assert not found(old)
+
+
 def test_hog_missing_from_opencv_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
     monkeypatch.delattr(cv2, 'HOGDescriptor', raising=False)
@@ -231,7 +335,7 @@ def test_hog_missing_from_opencv_is_a_clear_error(monkeypatch, tmp_path):
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_hog_boxes_cover_the_body(clip):
     frames = list(FrameReader(clip.video.path))[::8]
-    dets = detection.HOGDetector(resize_to=480)(frames)
+    dets = detection.HOGDetector(min_height=64)(frames)
     for frame_dets, truth in zip(dets, clip.video.boxes[0][::8]):
         # Some detection has its centre within 15 px and its height within 15 % of the rendered body's.
         centre_error = np.abs((frame_dets[:, 0] + frame_dets[:, 2] - truth[0] - truth[2]) / 2)
@@ -291,7 +395,7 @@ def test_demo_with_bbox_file(clip, tmp_path, capsys):
 
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
-    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_RESIZE', '480'])
+    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_MIN_HEIGHT', '64'])
     predictor = GLoTPredictor(cfg, clip.ckpt)
     options = DemoOptions(detector='hog')
     result = run_demo(cfg, clip.video.path, tmp_path / 'out', options, predictor=predictor)
@@ -310,6 +414,42 @@ def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
                      predictor=predictor)
     for pid, res in result.results.items():
         np.testing.assert_allclose(again.results[pid]['verts'], res['verts'], atol=1e-5)
+
+
+def test_frame_folder_fps_and_filled_frames(clip, tmp_path, capsys, caplog):
+    folder = tmp_path / 'frames'
+    folder.mkdir()
+    for index, frame in enumerate(FrameReader(clip.video.path)):
+        cv2.imwrite(str(folder / f'{index:06d}.png'), frame)
+    # The true boxes with frames 10-13 missing: one track, the four frames filled by interpolation.
+    rows = [line for line in clip.boxes.read_text().splitlines()[1:] if not 10 <= int(line.split(',')[0]) <= 13]
+    (tmp_path / 'gap.csv').write_text('\n'.join(rows) + '\n')
+    out = tmp_path / 'out'
+    with caplog.at_level(logging.INFO):
+        code, err = _cli(['--vid_file', str(folder), '--cfg', CONFIG, '--checkpoint', str(clip.ckpt),
+                          '--output_folder', str(out), '--bbox_file', str(tmp_path / 'gap.csv'), '--fps', '12.5',
+                          *clip.opts], capsys)
+    assert code == 0, err
+    assert f'{FRAMES} frames, {WIDTH}x{HEIGHT}, 12.50 fps (DEMO.FPS / --fps)' in caplog.text
+    assert '0 track(s) shorter than DEMO.MIN_TRACK_LEN 20 frames dropped (0 person-frames)' in caplog.text
+    (res,) = joblib.load(out / 'frames' / 'glot_output.pkl').values()
+    assert res['frame_ids'].tolist() == list(range(FRAMES))
+    assert np.nonzero(res['frame_filled'])[0].tolist() == [10, 11, 12, 13]
+    capture = cv2.VideoCapture(str(out / 'frames' / 'frames_glot_output.mp4'))
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(12.5)
+    capture.release()
+    assert FrameReader(folder).info.fps == 30.0                 # a folder's default frame rate
+
+
+def test_non_positive_camera_scale_is_reported(caplog):
+    results = {3: {'pred_cam': np.array([[0.9, 0, 0], [-0.2, 0, 0], [0.0, 0, 0], [1.1, 0, 0]]),
+                   'frame_ids': np.array([40, 41, 42, 43])},
+               4: {'pred_cam': np.array([[0.8, 0, 0]]), 'frame_ids': np.array([0])}}
+    with caplog.at_level(logging.WARNING, logger='lib.demo.pipeline'):
+        report_camera_scale(results)
+    assert [r.getMessage() for r in caplog.records] == [
+        'model: person 3: camera scale not positive in 2 of 4 frames (first at frame 41); those meshes are '
+        'degenerate and do not show in the video']
 
 
 def test_bad_inputs_exit_2_and_write_nothing(clip, tmp_path, capsys):

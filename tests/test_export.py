@@ -218,7 +218,7 @@ def test_outputs_and_camera_keys(run):
                      'glot_output.pkl', 'two_glot.glb', 'two_glot_output.mp4']
     assert sorted(run.results) == [1, 2]
     for res in run.results.values():
-        assert tuple(res) == RESULT_KEYS + CAMERA_KEYS
+        assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS
         n = len(res['frame_ids'])
         assert res['trans_cam'].shape == (n, 3) and res['joints2d_img'].shape == (n, 49, 2)
         assert res['focal_length'] == 400.0 and res['principal_point'].tolist() == [160, 120]
@@ -323,7 +323,7 @@ def test_export_errors_are_one_line(run, capsys, tmp_path):
              (run.argv(tmp_path / 'out', 'glb', tmp_path / 'short.csv'), 'no person found')]
     for argv, message in cases:
         code, err = _cli(argv, capsys)
-        errors = [line for line in err.strip().splitlines() if not line.startswith('[')]   # '[time] ...' logs
+        errors = [line for line in err.strip().splitlines() if line.startswith('error:')]   # besides log lines
         assert code == 2 and errors == [err.strip().splitlines()[-1]] and message in errors[0], err
         assert not (tmp_path / 'out').exists()
     with pytest.raises(UserError, match='nothing to export: the run has no tracked person'):

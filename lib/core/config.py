@@ -241,28 +241,54 @@ _C.EVAL.RENDER_MODE = 'painter'
 _C.DEMO = CN()
 # Person detector: 'auto' (torchvision if its weights are local, else HOG), 'torchvision' or 'hog'.
 _C.DEMO.DETECTOR = 'auto'
+# Frame rate of the input (frames/s), used for the output video, the exports and the log: 0 = the video's
+# own rate, or 30 for a folder of frames (demo.py --fps sets it).
+_C.DEMO.FPS = 0.0
 # Tracks shorter than this many frames are dropped (official MIN_NUM_FRAMES).
 _C.DEMO.MIN_TRACK_LEN = 25
 # Crop scale around the square person box (official 1.2).
 _C.DEMO.BBOX_SCALE = 1.2
-# Frames per SPIN feature batch and windows per GLoT batch.
-_C.DEMO.FEATURE_BATCH_SIZE = 256
+# Crops per SPIN feature batch (bounds the feature stage's memory: ~12 MB per crop on the CPU, so 32 -> ~0.4 GB;
+# CPU speed is flat from ~16 up) and windows per GLoT batch.
+_C.DEMO.FEATURE_BATCH_SIZE = 32
 _C.DEMO.MODEL_BATCH_SIZE = 64
 # torchvision COCO detector used by DETECTOR 'torchvision'/'auto' (see lib/demo/detection.py for the choices).
 _C.DEMO.TORCHVISION_MODEL = 'fasterrcnn_resnet50_fpn_v2'
-# Its weights file; empty means the torch hub cache ($TORCH_HOME/hub/checkpoints). Never downloaded.
+# Its weights file; empty means the torch hub cache ($TORCH_HOME/hub/checkpoints).
 _C.DEMO.DETECTOR_WEIGHTS = ''
+# Download those weights with torchvision when they are missing (needs internet; off: never download).
+_C.DEMO.DOWNLOAD_WEIGHTS = False
 # Minimum person score of the torchvision detector (the official YOLOv3 threshold).
 _C.DEMO.DETECTION_THRESHOLD = 0.7
-# HOG detector: minimum SVM margin of a window, and the longer frame side (pixels) frames are resized to
-# before the search (0 keeps the size).
+# HOG detector: minimum SVM margin of a window, and the height (pixels of the original frame) of the
+# smallest person searched for; frames are scaled by 96 / HOG_MIN_HEIGHT (time grows with the square).
 _C.DEMO.HOG_HIT_THRESHOLD = 0.0
-_C.DEMO.HOG_RESIZE = 640
-# Tracker: minimum IoU of a match, and frames a track may go unmatched before it ends (SORT max_age).
+_C.DEMO.HOG_MIN_HEIGHT = 50
+# HOG image pyramid step: each level is this factor smaller (OpenCV's default 1.05; 1.1 is ~1.7x faster but
+# skips some sizes, e.g. people filling the frame height).
+_C.DEMO.HOG_PYRAMID_SCALE = 1.05
+# Detectors merge a box into a better-scored one when this fraction of the smaller box lies inside the other
+# (duplicate boxes on one person); 1.0 merges only boxes entirely inside another.
+_C.DEMO.DUPLICATE_OVERLAP = 0.8
+# Tracker (SORT with a Kalman motion model): minimum IoU of a match with the predicted box, frames a track
+# survives without a detection (about half a second at 30 fps), detections before a track counts.
 _C.DEMO.TRACK_IOU_THRESHOLD = 0.3
-_C.DEMO.TRACK_MAX_AGE = 1
-# Fill the frames a track skipped by interpolating its box, so each track's windows are contiguous in time.
+_C.DEMO.TRACK_MAX_AGE = 15
+_C.DEMO.TRACK_MIN_HITS = 3
+# Colour cue of the tracker (HSV histograms of the boxes): on/off, weight of the colour similarity (0..1)
+# added to the IoU, and the minimum similarity of a match (also used to re-find a person after a gap).
+_C.DEMO.TRACK_APPEARANCE = True
+_C.DEMO.TRACK_APPEARANCE_WEIGHT = 1.0
+_C.DEMO.TRACK_APPEARANCE_MIN = 0.7
+# Fill the frames a track skipped by interpolating its box, so each track's windows are contiguous in time;
+# the filled frames are marked in the results (frame_filled).
 _C.DEMO.FILL_GAPS = True
+# A track whose box centre stays within STATIC_TRACK_MOTION box heights of its median position for at least
+# STATIC_TRACK_FRACTION of its frames is static (a door, a poster); it is reported, and dropped if
+# DROP_STATIC_TRACKS. STATIC_TRACK_MOTION 0 turns the check off.
+_C.DEMO.STATIC_TRACK_MOTION = 0.1
+_C.DEMO.STATIC_TRACK_FRACTION = 0.9
+_C.DEMO.DROP_STATIC_TRACKS = False
 # Gaussian smoothing of the square track boxes over time, in frames (0 = none, as the official tracker).
 _C.DEMO.BBOX_SMOOTH_SIGMA = 1.0
 # Windows of the first 8 / last 7 frames of a track: 'clamp' indexes the track with indices clamped to its

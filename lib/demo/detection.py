@@ -4,11 +4,16 @@ Every detector is called on a list of ``(H, W, 3)`` uint8 BGR frames and returns
 float array ``x1, y1, x2, y2, score`` in pixels. Three sources:
 
 - ``torchvision``: a COCO detector from torchvision (Faster R-CNN / RetinaNet), person class only. Its weights
-  are never downloaded here: the file must already be in the torch hub cache (where torchvision itself would
-  put it) or at ``DEMO.DETECTOR_WEIGHTS``; otherwise a :class:`UserError` names the file and where to put it.
+  are downloaded only with ``DEMO.DOWNLOAD_WEIGHTS True`` (through torchvision's own mechanism): the file
+  must be in the torch hub cache (``$TORCH_HOME/hub/checkpoints``, where torchvision itself puts it) or at
+  ``DEMO.DETECTOR_WEIGHTS``; otherwise a :class:`UserError` names the file and where to put it.
 - ``hog``: OpenCV's HOG + linear SVM people detector (Dalal & Triggs), needs no download. It finds upright,
-  mostly unoccluded people at least ~100 px tall (frames are rescaled first, see ``HOGDetector``).
+  mostly unoccluded people from ``DEMO.HOG_MIN_HEIGHT`` (50) pixels tall up (frames are upscaled first, see
+  ``HOGDetector``).
 - a box file (``--bbox_file``, :func:`read_bbox_file`) with the user's own per-frame boxes.
+
+Both detectors merge duplicate boxes on one person (a box mostly inside a better one,
+``DEMO.DUPLICATE_OVERLAP``) before tracking; boxes from a file are used as given.
 
 Box file format (frames are 0-based indices into the video; coordinates are pixels of the original frame):
 
@@ -32,7 +37,7 @@ import cv2
 import numpy as np
 
 from lib.core.errors import UserError
-from lib.demo.tracking import box_iou
+from lib.demo.boxes import box_containment, box_iou
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +51,19 @@ TORCHVISION_MODELS = ('fasterrcnn_resnet50_fpn_v2', 'fasterrcnn_resnet50_fpn', '
 # 96 px of the height and 32 px of the width; detections are shrunk to that part so boxes hug the body.
 HOG_PERSON_HEIGHT = 96 / 128
 HOG_PERSON_WIDTH = 32 / 64
+# Height in pixels of the person the HOG window fits (the smallest person it finds in an unscaled image).
+HOG_WINDOW_PERSON_PX = 128 * HOG_PERSON_HEIGHT
 
 
-def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
+                        containment_threshold: float = 1.0) -> np.ndarray:
     """Indices of the boxes kept by greedy non-maximum suppression, best score first.
-    ``boxes (n, 4)`` x1y1x2y2, ``scores (n,)``."""
+
+    ``boxes (n, 4)`` x1y1x2y2, ``scores (n,)``. A box is suppressed by a better-scored kept box when their
+    IoU exceeds ``iou_threshold`` or when their intersection covers at least ``containment_threshold`` of
+    the smaller of the two (a duplicate nested in a bigger box, e.g. a hit on the upper body inside a hit on
+    the whole person; 1.0 suppresses only boxes entirely inside another).
+    """
     order = np.argsort(-np.asarray(scores), kind='stable')
     keep = []
     while len(order):
@@ -58,41 +71,52 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, iou_threshold: fl
         keep.append(best)
         if len(order) == 1:
             break
-        overlap = box_iou(boxes[best:best + 1], boxes[order[1:]])[0]
-        order = order[1:][overlap <= iou_threshold]
+        rest = boxes[order[1:]]
+        duplicate = ((box_iou(boxes[best:best + 1], rest)[0] > iou_threshold)
+                     | (box_containment(boxes[best:best + 1], rest)[0] >= containment_threshold))
+        order = order[1:][~duplicate]
     return np.asarray(keep, dtype=np.int64)
 
 
 class HOGDetector:
     """OpenCV's default HOG people detector.
 
-    Each frame is resized so its longer side is ``resize_to`` pixels (0 keeps the size; upscaling small
-    frames lets the 128-px-tall window find small people), searched over an image pyramid with step
-    ``pyramid_scale``, and the windows with SVM margin above ``hit_threshold`` are merged by non-maximum
-    suppression. Scores are the SVM margins.
+    The window fits a person :data:`HOG_WINDOW_PERSON_PX` (96) pixels tall and ``detectMultiScale`` only
+    shrinks the image, so each frame is first scaled by ``96 / min_height``: people from ``min_height``
+    pixels tall (in the original frame) upwards are searched, over an image pyramid with step
+    ``pyramid_scale``. Windows with SVM margin above ``hit_threshold`` are kept, and duplicates removed by
+    :func:`non_max_suppression` (IoU above ``nms_iou``, or ``duplicate_overlap`` of the smaller box covered).
+    Scores are the SVM margins. The search costs about the scaled image's area (a 768x576 frame at the
+    default 50 px: see README 'Detection and tracking' for measured times).
     """
 
     name = 'hog'
 
-    def __init__(self, hit_threshold: float = 0.0, resize_to: int = 640, pyramid_scale: float = 1.05,
-                 win_stride: int = 8, nms_iou: float = 0.4):
+    def __init__(self, hit_threshold: float = 0.0, min_height: float = 50.0, pyramid_scale: float = 1.05,
+                 win_stride: int = 8, nms_iou: float = 0.4, duplicate_overlap: float = 0.8):
         if not hasattr(cv2, 'HOGDescriptor'):
             raise UserError(f"OpenCV {cv2.__version__} has no HOG people detector (OpenCV 5 moved it out of "
                             "the main package): install opencv-python-headless<5 or "
                             "opencv-contrib-python-headless, or use --detector torchvision or --bbox_file")
+        if min_height <= 0:
+            raise UserError(f"DEMO.HOG_MIN_HEIGHT must be a positive number of pixels, got {min_height}")
+        if pyramid_scale <= 1.0:
+            raise UserError(f"DEMO.HOG_PYRAMID_SCALE must be above 1 (the step between pyramid levels), got "
+                            f"{pyramid_scale}")
         self.hog = cv2.HOGDescriptor()
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self.hit_threshold = float(hit_threshold)
-        self.resize_to = int(resize_to)
+        self.factor = HOG_WINDOW_PERSON_PX / float(min_height)
         self.pyramid_scale = float(pyramid_scale)
         self.win_stride = int(win_stride)
         self.nms_iou = float(nms_iou)
+        self.duplicate_overlap = float(duplicate_overlap)
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         return [self._detect(frame) for frame in frames]
 
     def _detect(self, frame: np.ndarray) -> np.ndarray:
-        factor = self.resize_to / max(frame.shape[:2]) if self.resize_to > 0 else 1.0
+        factor = self.factor
         image = frame if factor == 1.0 else cv2.resize(frame, None, fx=factor, fy=factor,
                                                        interpolation=cv2.INTER_LINEAR)
         rects, weights = self.hog.detectMultiScale(image, hitThreshold=self.hit_threshold,
@@ -107,7 +131,7 @@ class HOGDetector:
         half_w = rects[:, 2] * HOG_PERSON_WIDTH / 2
         half_h = rects[:, 3] * HOG_PERSON_HEIGHT / 2
         boxes = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
-        keep = non_max_suppression(boxes, scores, self.nms_iou)
+        keep = non_max_suppression(boxes, scores, self.nms_iou, self.duplicate_overlap)
         return np.concatenate([boxes[keep], scores[keep, None]], axis=1)
 
 
@@ -134,17 +158,42 @@ def find_torchvision_weights(arch: str, weights_path: str | Path = '') -> Path |
     return path if path.is_file() else None
 
 
+def download_torchvision_weights(arch: str) -> Path:
+    """Download the COCO weights of ``arch`` with torchvision's own mechanism (``torch.hub``, checked against
+    the hash in the file name, renamed into ``$TORCH_HOME/hub/checkpoints`` only when complete); returns the
+    file. Only called with ``DEMO.DOWNLOAD_WEIGHTS True``.
+
+    Raises:
+        UserError: the download failed (offline, blocked, corrupt), naming the file and where to put it.
+    """
+    import torch
+    from torchvision.models import get_model_weights
+
+    name, url = torchvision_weights_file(arch)
+    target = Path(torch.hub.get_dir()) / 'checkpoints' / name
+    logger.info(f"detector: downloading {name} from {url} to {target.parent} (DEMO.DOWNLOAD_WEIGHTS True)")
+    try:
+        get_model_weights(arch).DEFAULT.get_state_dict(progress=True, check_hash=True)
+    except (OSError, RuntimeError) as err:   # URLError / HTTPError are OSErrors; a hash mismatch is a RuntimeError
+        reason = ' '.join(str(err).split())[:120]
+        raise UserError(f"could not download {name} from {url} ({reason}); place the file at {target} "
+                        f"yourself, or use --detector hog / --bbox_file") from None
+    return target
+
+
 class TorchvisionDetector:
     """A torchvision COCO detector restricted to people, loaded from a local weights file only.
 
     Frames are run in batches of ``batch_size`` on ``device``; detections with score below
-    ``score_threshold`` are dropped (the official demo kept YOLOv3 boxes above 0.7).
+    ``score_threshold`` are dropped (the official demo kept YOLOv3 boxes above 0.7), and a box whose area is
+    at least ``duplicate_overlap`` inside a better-scored one is merged into it
+    (:func:`non_max_suppression`; the detector's own NMS only removes boxes of high IoU).
     """
 
     name = 'torchvision'
 
     def __init__(self, arch: str, device, weights_path: str | Path = '', score_threshold: float = 0.7,
-                 batch_size: int = 12):
+                 batch_size: int = 12, duplicate_overlap: float = 0.8):
         import torch
         import torchvision
 
@@ -154,8 +203,9 @@ class TorchvisionDetector:
         if path is None:
             name, url = torchvision_weights_file(arch)
             target = Path(torch.hub.get_dir()) / 'checkpoints' / name
-            raise UserError(f"the torchvision detector needs {name} (from {url}); place it at {target} or set "
-                            f"DEMO.DETECTOR_WEIGHTS, or use --detector hog / --bbox_file (nothing is downloaded)")
+            raise UserError(f"the torchvision detector needs {name} (from {url}); place it at {target}, set "
+                            f"DEMO.DETECTOR_WEIGHTS or DEMO.DOWNLOAD_WEIGHTS True, or use --detector hog / "
+                            f"--bbox_file")
         model = torchvision.models.get_model(arch, weights=None, weights_backbone=None, num_classes=91)
         state = torch.load(path, map_location='cpu', weights_only=True)
         try:
@@ -166,6 +216,7 @@ class TorchvisionDetector:
         self.device = device
         self.score_threshold = float(score_threshold)
         self.batch_size = max(1, int(batch_size))
+        self.duplicate_overlap = float(duplicate_overlap)
 
     def __call__(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         import torch
@@ -178,30 +229,40 @@ class TorchvisionDetector:
                 outputs = self.model(batch)
             for out in outputs:
                 keep = (out['labels'] == COCO_PERSON) & (out['scores'] >= self.score_threshold)
-                dets = torch.cat([out['boxes'][keep], out['scores'][keep, None]], dim=1)
-                results.append(dets.double().cpu().numpy())
+                dets = torch.cat([out['boxes'][keep], out['scores'][keep, None]], dim=1).double().cpu().numpy()
+                results.append(dets[non_max_suppression(dets[:, :4], dets[:, 4], 1.0, self.duplicate_overlap)])
         return results
 
 
 def build_detector(kind: str, device, demo_cfg, batch_size: int = 12):
     """The detector for ``kind`` in {'auto', 'torchvision', 'hog'} configured from the ``DEMO`` config node.
 
-    'auto' takes the torchvision detector when its weights are already on disk and the HOG detector
-    otherwise (and logs that it did).
+    'auto' takes the torchvision detector when its weights are on disk (or, with ``DEMO.DOWNLOAD_WEIGHTS``,
+    could be downloaded) and the HOG detector otherwise, and logs which and why. 'torchvision' without the
+    weights (or with a failed download) is a :class:`UserError`.
     """
     if kind not in ('auto', 'torchvision', 'hog'):
         raise UserError(f"unknown detector '{kind}'; choose auto, torchvision or hog")
     arch, weights = demo_cfg.TORCHVISION_MODEL, demo_cfg.DETECTOR_WEIGHTS
-    if kind == 'auto':
-        if find_torchvision_weights(arch, weights) is not None:
-            kind = 'torchvision'
-        else:
-            name, _ = torchvision_weights_file(arch)
-            logger.info(f"detector: no local {name} for the torchvision detector, using OpenCV HOG")
+    if kind in ('auto', 'torchvision') and find_torchvision_weights(arch, weights) is None:
+        name, _ = torchvision_weights_file(arch)
+        if demo_cfg.DOWNLOAD_WEIGHTS:
+            try:
+                download_torchvision_weights(arch)
+            except UserError as err:
+                if kind == 'torchvision':
+                    raise
+                logger.warning(f"detector: {err}; using OpenCV HOG")
+                kind = 'hog'
+        elif kind == 'auto':
+            logger.info(f"detector: no local {name} for the torchvision detector (see README 'Detection and "
+                        f"tracking'), using OpenCV HOG")
             kind = 'hog'
-    if kind == 'torchvision':
-        return TorchvisionDetector(arch, device, weights, demo_cfg.DETECTION_THRESHOLD, batch_size)
-    return HOGDetector(demo_cfg.HOG_HIT_THRESHOLD, demo_cfg.HOG_RESIZE)
+    if kind in ('auto', 'torchvision'):
+        return TorchvisionDetector(arch, device, weights, demo_cfg.DETECTION_THRESHOLD, batch_size,
+                                   demo_cfg.DUPLICATE_OVERLAP)
+    return HOGDetector(demo_cfg.HOG_HIT_THRESHOLD, demo_cfg.HOG_MIN_HEIGHT, demo_cfg.HOG_PYRAMID_SCALE,
+                       duplicate_overlap=demo_cfg.DUPLICATE_OVERLAP)
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Online (streaming) mode: per-frame results of a camera, a stream URL or a video file read as if live.
 
-Each frame is detected (or read from a ``--bbox_file``) and tracked causally (:class:`IoUTracker`, one
+Each frame is detected (or read from a ``--bbox_file``) and tracked causally (:class:`lib.demo.tracking.Tracker`, one
 ``update`` per frame), its people's SPIN features go into per-track ring buffers, and when frame ``t``
 arrives the result of frame ``t - L`` is emitted, ``L = seqlen // 2`` (8 frames for GLoT's 16-frame
 windows). At the end of the stream (or Ctrl-C) the last ``L`` frames are flushed. Windows are the offline
@@ -47,7 +47,8 @@ from lib.demo.detection import build_detector, read_bbox_file
 from lib.demo.pipeline import (DemoOptions, GLoTPredictor, PersonTrack, _check_settings, _nothing, render_frame,
                                weight_files)
 from lib.demo.renderer import MeshRenderer
-from lib.demo.tracking import IoUTracker, square_boxes
+from lib.demo.appearance import box_histograms
+from lib.demo.tracking import Tracker, square_boxes
 from lib.demo.video import IMAGE_FOLDER_FPS, VideoWriter, count_frames
 
 logger = logging.getLogger(__name__)
@@ -212,23 +213,30 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
         boxes = read_bbox_file(options.bbox_file, count_frames(stream.path), stream.width, stream.height)
     if predictor is None:
         weight_files(cfg, checkpoint)
-    future = [f'{key} {cfg.DEMO[key]}' for key in ('BBOX_SMOOTH_SIGMA', 'FILL_GAPS', 'MIN_TRACK_LEN')
-              if cfg.DEMO[key]]
+    future = [f'{key} {cfg.DEMO[key]}' for key in ('BBOX_SMOOTH_SIGMA', 'FILL_GAPS', 'MIN_TRACK_LEN',
+                                                    'TRACK_MIN_HITS', 'DROP_STATIC_TRACKS') if cfg.DEMO[key]]
     if future:
         logger.info(f"stream: not applied online (they need future frames): {', '.join(future)}")
     detector = None if boxes is not None else build_detector(options.detector or cfg.DEMO.DETECTOR,
                                                              resolve_device(cfg.DEVICE), cfg.DEMO, 1)
-    tracker = IoUTracker(cfg.DEMO.TRACK_IOU_THRESHOLD, cfg.DEMO.TRACK_MAX_AGE)
+    demo = cfg.DEMO
+    # min_hits 1: a person is emitted from the first frame it is detected in (confirming it after
+    # DEMO.TRACK_MIN_HITS detections would need those frames' future)
+    tracker = Tracker(demo.TRACK_IOU_THRESHOLD, demo.TRACK_MAX_AGE, 1, demo.TRACK_APPEARANCE_WEIGHT,
+                      demo.TRACK_APPEARANCE_MIN)
+
+    def track(frame: np.ndarray, dets: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        return tracker.update(dets, box_histograms(frame, dets) if demo.TRACK_APPEARANCE else None)
     predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
     online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
 
     def tracked(index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:
         if boxes is None:
-            return tracker.update(detector([frame])[0])
+            return track(frame, detector([frame])[0])
         dets = boxes.detections[index] if index < len(boxes.detections) else np.zeros((0, 5))
         if boxes.track_ids is not None:
             return list(zip(boxes.track_ids[index].tolist(), dets[:, :4]))
-        return tracker.update(dets)
+        return track(frame, dets)
 
     output_dir = output_folder / stream.name
     lines_path = output_dir / STREAM_FILE

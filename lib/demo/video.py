@@ -2,11 +2,14 @@
 
 Frames are ``(H, W, 3)`` uint8 BGR arrays (OpenCV order) everywhere in this module. A video keeps its own
 frame rate; an image folder is read in sorted file-name order at :data:`IMAGE_FOLDER_FPS` unless told
-otherwise. Output videos are written under a temporary name and renamed into place when complete, so a
-failed run never leaves a half-written file behind.
+otherwise. A video that ends before the frame count in its header (a truncated or partly undecodable file)
+is read up to its last decodable frame, with one warning saying how many frames were decoded of how many.
+Output videos are written under a temporary name and renamed into place when complete, so a failed run
+never leaves a half-written file behind.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +21,11 @@ import numpy as np
 from lib.core.errors import UserError
 from lib.core.io import atomic_path
 
-# Frame rate given to image folders (the official demo resampled every video to NTSC 29.97 fps).
-IMAGE_FOLDER_FPS = 30000 / 1001
+# Frame rate given to image folders unless told otherwise (frames/s).
+IMAGE_FOLDER_FPS = 30.0
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class VideoInfo:
 
     ``num_frames`` is exact for image folders and for videos probed with ``exact=True``; otherwise it is the
     container's frame count, which a few containers report wrongly (the full pass then has the last word).
+    ``fps`` is in frames per second.
     """
 
     path: Path
@@ -52,6 +58,7 @@ class FrameReader:
 
     def __init__(self, path: str | os.PathLike, fps: float | None = None, exact_count: bool = False):
         self.path = Path(path).expanduser()
+        self._warned_short = False
         if not self.path.exists():
             raise UserError(f"input video not found: {self.path}")
         if self.path.is_dir():
@@ -62,7 +69,8 @@ class FrameReader:
                                   True)
         else:
             self._files = []
-            self.info = _probe_video(self.path, fps, exact_count)
+            self.info, announced = _probe_video(self.path, fps, exact_count)
+            self._check_length(self.info.num_frames, announced)
 
     def __len__(self) -> int:
         return self.info.num_frames
@@ -84,14 +92,24 @@ class FrameReader:
 
     def _iter_video(self) -> Iterator[np.ndarray]:
         capture = _open_capture(self.path)
+        decoded = 0
         try:
             while True:
                 ok, frame = capture.read()
                 if not ok:
-                    return
+                    break
+                decoded += 1
                 yield frame
         finally:
             capture.release()
+        self._check_length(decoded, self.info.num_frames)
+
+    def _check_length(self, decoded: int, announced: int) -> None:
+        """Warn once when fewer frames decode than the header announces."""
+        if decoded < announced and not self._warned_short:
+            self._warned_short = True
+            logger.warning(f"{self.path}: decoded {decoded} of the {announced} frames its header announces "
+                           f"(truncated or partly undecodable file); continuing with the {decoded} decoded frames")
 
 
 def count_frames(path: Path) -> int:
@@ -106,7 +124,8 @@ def count_frames(path: Path) -> int:
         capture.release()
 
 
-def _probe_video(path: Path, fps: float | None, exact_count: bool) -> VideoInfo:
+def _probe_video(path: Path, fps: float | None, exact_count: bool) -> tuple[VideoInfo, int]:
+    """The video's info and the frame count its header announces (0 if none)."""
     capture = _open_capture(path)
     try:
         ok, frame = capture.read()
@@ -120,7 +139,7 @@ def _probe_video(path: Path, fps: float | None, exact_count: bool) -> VideoInfo:
     if not video_fps or not np.isfinite(video_fps) or video_fps <= 0:
         video_fps = IMAGE_FOLDER_FPS
     height, width = frame.shape[:2]
-    return VideoInfo(path, num_frames, float(fps or video_fps), width, height, False)
+    return VideoInfo(path, num_frames, float(fps or video_fps), width, height, False), max(reported, 0)
 
 
 def _open_capture(path: Path) -> cv2.VideoCapture:

@@ -88,13 +88,20 @@ def crop_patch(image_rgb: np.ndarray, bbox, scale: float = 1.2, size: int = CROP
                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
-def normalize_image(patch: np.ndarray) -> torch.Tensor:
-    """RGB uint8 ``(H, W, 3)`` -> float32 ``(3, H, W)``: ``(x / 255 - mean) / std`` with ImageNet statistics
-    (the same float32 operations as torchvision ``ToTensor`` + ``Normalize``)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(patch)).permute(2, 0, 1).float().div(255)
+def normalize_images(patches: np.ndarray) -> torch.Tensor:
+    """RGB uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)`` in channels-last memory order:
+    ``(x / 255 - mean) / std`` with ImageNet statistics (the same float32 operations as torchvision
+    ``ToTensor`` + ``Normalize``), a few whole-batch operations instead of a few per image."""
+    tensor = torch.from_numpy(np.ascontiguousarray(patches)).permute(0, 3, 1, 2).float().div(255)
     mean = torch.tensor(IMAGENET_MEAN, dtype=tensor.dtype)[:, None, None]
     std = torch.tensor(IMAGENET_STD, dtype=tensor.dtype)[:, None, None]
     return tensor.sub(mean).div(std)
+
+
+def normalize_image(patch: np.ndarray) -> torch.Tensor:
+    """RGB uint8 ``(H, W, 3)`` -> float32 ``(3, H, W)`` (:func:`normalize_images` of one patch)."""
+    return normalize_images(np.asarray(patch)[None])[0].contiguous()
+
 
 
 def crop_image(image_rgb: np.ndarray, bbox, scale: float = 1.2, size: int = CROP_SIZE) -> torch.Tensor:

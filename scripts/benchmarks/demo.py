@@ -8,11 +8,14 @@
 
 Generates (once per ``--root``) the SMPL stand-ins, a walking-people video and, without ``--checkpoint``, a
 randomly initialised Table-1 3DPW GLoT, then runs the demo pipeline in-process (``lib.demo.pipeline.run_demo``)
-and prints the seconds and frames/s of every stage. ``--detector bbox`` feeds the true boxes as a
-``--bbox_file`` (detection then costs nothing); ``hog`` and ``torchvision`` run those detectors.
+and prints the seconds and frames/s of every stage, the feature stage's crops/s next to a bare torchvision
+``resnet50`` forward at the same batch size, and the process's peak memory. ``--detector bbox`` feeds the
+true boxes as a ``--bbox_file`` (detection then costs nothing); ``hog`` and ``torchvision`` run those
+detectors.
 """
 from __future__ import annotations
 
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -86,3 +89,29 @@ def run(args) -> None:
         print(f'  {stage:<10s} {sec:8.2f} s  {rate} frames/s')
     total = sum(result.seconds.get(s, 0.0) for s in STAGES)
     print(f'  {"total":<10s} {total:8.2f} s  {result.num_frames / total:9.1f} frames/s (setup excluded)')
+    crops = sum(len(r['frame_ids']) for r in result.results.values())
+    batch = cfg.DEMO.FEATURE_BATCH_SIZE
+    bare = bare_resnet_rate(predictor, batch)
+    features = crops / max(result.seconds.get('features', 0.0), 1e-9)
+    print(f'features: {crops} crops, {features:.1f} crops/s (decode, crop, normalise, ResNet); a bare torchvision '
+          f'resnet50 forward at batch {batch}: {bare:.1f} crops/s ({features / bare:.0%})')
+    print(f'peak memory of this process (RSS): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB')
+
+
+def bare_resnet_rate(predictor, batch: int, seconds: float = 5.0) -> float:
+    """Crops/s of a plain torchvision ResNet-50 trunk (random weights, same device and memory format as the
+    predictor's SPIN network) on random ``batch x 3 x 224 x 224`` input, the ceiling of the feature stage."""
+    import torchvision
+
+    trunk = torch.nn.Sequential(*list(torchvision.models.resnet50(weights=None).children())[:-1]).eval()
+    trunk.to(predictor.device, memory_format=predictor.memory_format)
+    images = torch.randn(batch, 3, 224, 224, device=predictor.device).contiguous(memory_format=predictor.memory_format)
+    with torch.inference_mode():
+        trunk(images[:1])
+        start, runs = time.perf_counter(), 0
+        while runs < 2 or time.perf_counter() - start < seconds:
+            trunk(images)
+            runs += 1
+        if predictor.device.type == 'cuda':
+            torch.cuda.synchronize()
+    return batch * runs / (time.perf_counter() - start)
