@@ -25,9 +25,6 @@ def main(argv=None) -> None:
                         help="continue from OUTPUT_DIR/EXP_NAME/checkpoint.pth.tar if it exists "
                              "(TRAIN.RESUME auto); TRAIN.RESUME PATH resumes from another file")
     args = parser.parse_args(argv)
-    if '--resume' in args.opts:         # the KEY VALUE remainder swallows flags written after it
-        args.opts.remove('--resume')
-        args.resume = True
     cfg = config_from_args(args, ['TRAIN.RESUME', 'auto'] if args.resume else [])
 
     result = train(cfg)

@@ -376,8 +376,10 @@ def test_bad_input_raises_one_line_user_error(eval_root, synthetic_root, tmp_pat
     from lib.core.errors import UserError
 
     opts = ['DATA_ROOT', str(eval_root), 'DEVICE', 'cpu', 'TRAIN.PRETRAINED', str(eval_root / 'glot.pth.tar')]
-    expected = {'checkpoint': 'checkpoint not found', 'database': 'database file not found',
-                'smpl': 'SMPL model file not found', 'architecture': 'is not a GLoT checkpoint'}[case]
+    expected = {'checkpoint': r'^1 file needed to evaluate is missing .*\n  GLoT weights .*missing\.pth\.tar',
+                'database': r'^1 file .*\n  ThreeDPW test database .*missing_db\.pt  <- from TCMR',
+                'smpl': r'^1 file .*\n  SMPL neutral model \(SMPL\.MODEL_DIR\): .*SMPL_NEUTRAL\.pkl  <- from SMPLify',
+                'architecture': 'is not a GLoT checkpoint'}[case]
     if case == 'checkpoint':
         opts += ['TRAIN.PRETRAINED', str(tmp_path / 'missing.pth.tar')]
     elif case == 'database':
@@ -390,5 +392,5 @@ def test_bad_input_raises_one_line_user_error(eval_root, synthetic_root, tmp_pat
     out = tmp_path / 'out'
     with pytest.raises(UserError, match=expected) as err:
         run_evaluation(cfg, '3dpw', output_dir=out, progress=False)
-    assert '\n' not in str(err.value)
+    assert len(str(err.value).splitlines()) == (1 if case == 'architecture' else 2)
     assert not out.exists()

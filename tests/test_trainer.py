@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from lib.core.config import load_config
+from lib.core.files import DB_SOURCES
 from lib.train.distributed import RankShare
 from lib.train.launch import train
 from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT, NonFiniteLossError
@@ -148,8 +149,14 @@ def test_non_finite_loss_stops_before_update_and_keeps_checkpoint(data_root, tmp
 def test_missing_files_reported_before_training(data_root, tmp_path):
     cfg = _cfg(data_root, tmp_path, **{'TRAIN.DATASETS_3D': "['ThreeDPW', 'MPII3D']",
                                        'TRAIN.PRETRAINED_REGRESSOR': 'base_data/nope.pth.tar'})
-    with pytest.raises(UserError, match=r'2 file\(s\) .*missing.*nope\.pth\.tar.*mpii3d_train_scale12_db\.pt'):
+    with pytest.raises(UserError) as err:
         train(cfg, progress=False)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f'2 files needed to train are missing (nothing was run; paths in a config are under '
+                               f'DATA_ROOT, here {data_root}')
+    assert lines[1].startswith('  SPIN checkpoint (TRAIN.PRETRAINED_REGRESSOR): ') and 'nope.pth.tar  <- from' in lines[1]
+    assert lines[2] == (f'  MPII3D train database (DATASET.FILES.MPII3D.TRAIN): '
+                        f'{data_root}/preprocessed_data/mpii3d_train_scale12_db.pt  <- from {DB_SOURCES["MPII3D"]}')
     assert not (tmp_path / 'run').exists()
 
 
