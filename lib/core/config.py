@@ -49,7 +49,7 @@ _C.DEBUG = True
 _C.DEBUG_FREQ = 1000
 # Extra log directory; empty means OUTPUT_DIR/EXP_NAME.
 _C.LOGDIR = ''
-# DataLoader worker processes.
+# DataLoader worker processes (capped at the CPUs available to the process).
 _C.NUM_WORKERS = 8
 # Seed for python, numpy and torch; -1 leaves the generators unseeded.
 _C.SEED_VALUE = -1
@@ -118,6 +118,9 @@ _C.TRAIN.COMPILE = False
 _C.TRAIN.VAL_BATCH_SIZE = 256
 # Also validate the initial weights before the first epoch (logged as epoch 0; not done when resuming).
 _C.TRAIN.VAL_AT_START = False
+# Steps between progress lines (loss, lr, it/s, time left) in the log when the console is not a terminal
+# (a tqdm bar shows the progress on a terminal); 0 = none.
+_C.TRAIN.LOG_EVERY = 100
 
 # Motion discriminator: built but never used by the official trainer (weight 0). Kept so the YAMLs load.
 _C.TRAIN.MOT_DISCR = CN()

@@ -13,6 +13,7 @@ split across ranks. Only rank 0 writes files.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import signal
@@ -179,7 +180,11 @@ def _train(cfg, ctx: DistContext, device: torch.device, after_step, progress) ->
         if result['stop_signal'] is not None:
             logger.info('stopped by %s at epoch %d step %d; resume with --resume',
                         signal.Signals(result['stop_signal']).name, result['epoch'] + 1, result['iteration'])
-        else:
+        elif math.isfinite(result['best_pa_mpjpe']):
             logger.info('training done: best validation PA-MPJPE %.2f mm (%s)', result['best_pa_mpjpe'],
                         out_dir / BEST_CHECKPOINT)
+        else:
+            logger.info('training done without validation (TRAIN.val_epoch %d > END_EPOCH %d), so no %s; the '
+                        'last weights are in %s', cfg.TRAIN.val_epoch, cfg.TRAIN.END_EPOCH, BEST_CHECKPOINT,
+                        out_dir / CHECKPOINT)
         return result

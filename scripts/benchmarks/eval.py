@@ -61,8 +61,9 @@ def run(args) -> None:
     print(f"generated 3DPW test set: {info['sequences']} sequences, {info['frames']} frames; device {info['device']}")
     print(f"ours:     evaluate.py wall {ours_wall:8.1f} s (evaluation {info['seconds']:.1f} s, "
           f"{info['frames'] / info['seconds']:.0f} frames/s)")
+    units = ours.pop('units')
     for row, values in ours.items():
-        print(f"          {row:<10} " + '  '.join(f'{k} {v:.4f}' for k, v in values.items() if v is not None))
+        print(f"          {row:<10} " + '  '.join(f'{k} {v:.4f} {units[k]}' for k, v in values.items() if v is not None))
     if not args.official_harness:
         return
     official_json = root / 'official' / 'results.json'
