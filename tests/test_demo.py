@@ -17,6 +17,7 @@ from lib.demo import detection
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.core.errors import UserError
 from lib.demo.tracking import square_boxes
+from lib.demo import video
 from lib.demo.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
 from scripts.make_synthetic_video import make_synthetic_video
 
@@ -110,6 +111,18 @@ def test_video_round_trip_and_image_folder(tmp_path):
     reader = FrameReader(folder)
     assert (len(reader), reader.info.fps, reader.info.is_folder) == (3, IMAGE_FOLDER_FPS, True)
     assert [int(f[0, 0, 0]) for f in reader] == [0, 10, 20]
+
+
+def test_video_writer_prefers_h264_and_says_once_when_it_falls_back(tmp_path, monkeypatch, caplog, capfd):
+    monkeypatch.setattr(video, 'VIDEO_CODECS', ('none', 'mp4v'))     # 'none': a codec no build can open
+    monkeypatch.setattr(video, '_unusable_codecs', set())
+    with caplog.at_level(logging.INFO, logger='lib'):
+        for name in ('a.mp4', 'b.mp4'):
+            with VideoWriter(tmp_path / name, 25, (32, 32)) as writer:
+                writer.write(np.full((32, 32, 3), 100, np.uint8))
+            assert writer.codec == 'mp4v' and len(FrameReader(tmp_path / name, exact_count=True)) == 1
+    assert caplog.messages == [f'note: {video.NO_H264_NOTE}']
+    assert capfd.readouterr().err == ''          # the failed attempt's FFmpeg messages are silenced
 
 
 def test_video_errors_and_atomic_writer(tmp_path):
