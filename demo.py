@@ -18,8 +18,9 @@ EPILOG = """examples:
   python demo.py --vid_file frames_folder/ --cfg configs/repr_table2_3dpw.yaml --checkpoint data/pretrained_models/table2_3dpw_weights.pth.tar --detector hog --sideview
   python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --bbox_file boxes.csv DEMO.MIN_TRACK_LEN 10 DEVICE cpu
 
---cfg must describe the checkpoint's architecture (the official YAML it was trained with); without --checkpoint
-the config's TRAIN.PRETRAINED is used (the official YAMLs point at data/pretrained_models/).
+--cfg must describe the checkpoint's architecture (the official YAML it was trained with). --checkpoint is
+relative to the current folder; without it the config's TRAIN.PRETRAINED is used, under the data root (the
+official YAMLs point at pretrained_models/).
 
 --bbox_file format: CSV rows frame,x1,y1,x2,y2[,score][,track_id] (0-based frames, pixels; optional header)
 or a JSON list of {"frame", "x1", "y1", "x2", "y2"[, "score"][, "track_id"]} (see lib/demo/detection.py).

@@ -2,7 +2,6 @@
 KEY VALUE overrides, and every missing input file listed at once."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -22,32 +21,6 @@ OFFICIAL = {'repr_table1_3dpw': 'table1_3dpw_weights.pth.tar',
 CFG = str(REPO / 'configs' / 'repr_table1_3dpw.yaml')
 
 
-def entry_point(name: str):
-    """``train``, ``evaluate`` or ``demo``: the script at the repository root, loaded as a fresh module."""
-    spec = importlib.util.spec_from_file_location(f'{name}_cli', REPO / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture
-def captured(monkeypatch):
-    """The three entry points with their work replaced by a recorder: ``calls[name]`` = what it was given."""
-    calls = {}
-
-    def record(name, result=None):
-        def fake(*args, **kwargs):
-            calls[name] = (*args, kwargs)
-            return result
-        return fake
-
-    modules = {name: entry_point(name) for name in ('train', 'evaluate', 'demo')}
-    monkeypatch.setattr(modules['train'], 'train', record('train', {'stop_signal': None}))
-    monkeypatch.setattr(modules['evaluate'], 'run_evaluation', record('evaluate'))
-    monkeypatch.setattr('lib.demo.pipeline.run_demo', record('demo'))    # demo.py imports it when it runs
-    return modules, calls
-
-
 @pytest.mark.parametrize('name', OFFICIAL)
 def test_config_paths_are_under_data_root(name, tmp_path, monkeypatch):
     """The official weights follow a moved data root (DATA_ROOT or $GLOT_DATA_ROOT), whatever the folder."""
@@ -65,8 +38,8 @@ def test_config_paths_are_under_data_root(name, tmp_path, monkeypatch):
     assert resolve_path(cfg, '/abs/x.npy') == Path('/abs/x.npy')
 
 
-def test_option_paths_are_under_the_current_folder(captured, tmp_path, monkeypatch):
-    modules, calls = captured
+def test_option_paths_are_under_the_current_folder(dry_entry_points, tmp_path, monkeypatch):
+    modules, calls = dry_entry_points
     monkeypatch.chdir(tmp_path)
     assert cli_path('data/w.pth.tar') == str(tmp_path / 'data' / 'w.pth.tar')
     modules['evaluate'].main(['--cfg', CFG, '--dataset', '3dpw', '--checkpoint', 'data/w.pth.tar',
@@ -80,8 +53,8 @@ def test_option_paths_are_under_the_current_folder(captured, tmp_path, monkeypat
     assert glot_weights_file(cfg, kw['checkpoint']).path == tmp_path / 'data' / 'w.pth.tar'
 
 
-def test_options_may_follow_the_overrides(captured):
-    modules, calls = captured
+def test_options_may_follow_the_overrides(dry_entry_points):
+    modules, calls = dry_entry_points
     modules['train'].main(['--cfg', CFG, 'TRAIN.BATCH_SIZE', '4', '--resume', 'SEED_VALUE', '-1'])
     cfg = calls['train'][0]
     assert (cfg.TRAIN.RESUME, cfg.TRAIN.BATCH_SIZE, cfg.SEED_VALUE) == ('auto', 4, -1)
@@ -107,11 +80,11 @@ def _missing_lines(err: pytest.ExceptionInfo, root: Path) -> list[str]:
     return [line.split(': ')[0].strip() for line in lines]
 
 
-def test_every_missing_file_is_listed_at_once(tmp_path):
+def test_every_missing_file_is_listed_at_once(entry_points, tmp_path):
     """On an empty data root each entry point lists all the files it needs, and nothing else happens."""
     empty = tmp_path / 'empty'
     empty.mkdir()
-    modules = {name: entry_point(name) for name in ('train', 'evaluate', 'demo')}
+    modules = entry_points
     with pytest.raises(MissingFilesError) as err:
         modules['train'].main(['--cfg', CFG, 'DATA_ROOT', str(empty), 'OUTPUT_DIR', str(tmp_path / 'out')])
     smpl = ['SMPL neutral model (SMPL.MODEL_DIR)', 'SMPL mean parameters (SMPL.MEAN_PARAMS)',
