@@ -4,8 +4,12 @@
 (built by the functions below from the config) and call :func:`check_files` before building anything. All
 missing files are reported at once, as one ``error:`` line followed by one indented line per file::
 
-    error: 3 files needed to evaluate are missing (nothing was run; DATA_ROOT is /home/me/glot/data):
-      GLoT weights (TRAIN.PRETRAINED, or --checkpoint): /home/me/glot/data/pretrained_models/...  <- from ...
+    error: 2 files needed to evaluate are missing (nothing was run; paths in a config are under DATA_ROOT, here
+    /home/me/data):
+      GLoT weights (--checkpoint PATH, or TRAIN.PRETRAINED): /home/me/data/pretrained_models/...  <- from ...
+      SMPL neutral model (SMPL.MODEL_DIR): /home/me/data/base_data/SMPL_NEUTRAL.pkl  <- from SMPLify (...)
+
+(the first line is one line on the console).
 
 The source texts here are the only ones: the loaders' own one-file errors (``lib.models.smpl``,
 ``lib.models.spin``, ``lib.dataset.db``) use them too.
