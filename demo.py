@@ -14,6 +14,9 @@ import argparse
 import logging
 
 from lib.core.cli import config_argument_parser, config_from_args, run_main
+from lib.demo.batch import run_videos
+from lib.demo.pipeline import DemoOptions
+from lib.demo.stream import run_stream
 
 logger = logging.getLogger('lib.demo.cli')
 
@@ -26,8 +29,9 @@ EPILOG = """examples:
   python demo.py --stream 0 --cfg configs/repr_table1_3dpw.yaml               # camera 0, results 8 frames behind
   python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --export glb,bvh DEMO.SMOOTH True
 
---cfg must describe the checkpoint's architecture (the official YAML it was trained with); without --checkpoint
-the config's TRAIN.PRETRAINED is used (the official YAMLs point at data/pretrained_models/).
+--cfg must describe the checkpoint's architecture (the official YAML it was trained with). --checkpoint is
+relative to the current folder; without it the config's TRAIN.PRETRAINED is used, under the data root (the
+official YAMLs point at pretrained_models/).
 
 --bbox_file format: CSV rows frame,x1,y1,x2,y2[,score][,track_id] (0-based frames, pixels; optional header)
 or a JSON list of {"frame", "x1", "y1", "x2", "y2"[, "score"][, "track_id"]} (see lib/demo/detection.py).
@@ -72,10 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    from lib.demo.batch import run_videos
-    from lib.demo.pipeline import DemoOptions
-    from lib.demo.stream import run_stream
-
     args = build_parser().parse_args(argv)
     extra = ['DEVICE', f'cuda:{args.gpu}'] if args.gpu is not None else []
     extra += ['DEMO.FPS', str(args.fps)] if args.fps is not None else []

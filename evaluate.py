@@ -7,7 +7,7 @@ lib/eval/protocol.py, the run in lib/eval/run.py.
 """
 from __future__ import annotations
 
-from lib.core.cli import config_argument_parser, config_from_args, run_main
+from lib.core.cli import cli_path, config_argument_parser, config_from_args, run_main
 from lib.eval.protocol import EVAL_SETS
 from lib.eval.run import eval_set_spec, run_evaluation
 
@@ -20,7 +20,7 @@ EPILOG = """examples:
 """
 
 
-def main() -> None:
+def main(argv=None) -> None:
     parser = config_argument_parser(__doc__.splitlines()[0], EPILOG)
     parser.add_argument('--dataset', required=True, metavar='NAME', help=f"test set: {', '.join(EVAL_SETS)}")
     parser.add_argument('--checkpoint', metavar='PATH', help='GLoT checkpoint (overrides TRAIN.PRETRAINED)')
@@ -29,13 +29,13 @@ def main() -> None:
                         help='where results go (default OUTPUT_DIR/EXP_NAME/eval_<dataset>)')
     parser.add_argument('--render', action='store_true',
                         help='also draw the predicted meshes on the dataset frames (needs the images)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     eval_set_spec(args.dataset)
     extra = []
     if args.checkpoint:
-        extra += ['TRAIN.PRETRAINED', args.checkpoint]
+        extra += ['TRAIN.PRETRAINED', cli_path(args.checkpoint)]
     if args.data_root:
-        extra += ['DATA_ROOT', args.data_root]
+        extra += ['DATA_ROOT', cli_path(args.data_root)]
     cfg = config_from_args(args, extra)
     run_evaluation(cfg, args.dataset, output_dir=args.output_dir, render=args.render, cfg_file=args.cfg)
 

@@ -25,9 +25,6 @@ def main(argv=None) -> None:
                         help="continue the run in OUTPUT_DIR/EXP_NAME (its checkpoint.pth.tar must exist); with "
                              "TRAIN.RESUME PATH, continue from that file instead")
     args = parser.parse_args(argv)
-    if '--resume' in args.opts:         # the KEY VALUE remainder swallows flags written after it
-        args.opts.remove('--resume')
-        args.resume = True
     cfg = config_from_args(args)
     if args.resume and cfg.TRAIN.RESUME in ('', 'auto'):
         cfg = config_from_args(args, ['TRAIN.RESUME', 'auto'])

@@ -7,9 +7,12 @@
 Writes into ``<root>/preprocessed_data/`` (the default ``DATASET.FILES`` names, plus the ``*_occ_*`` training
 names the official YAMLs select, as hard links): ``3dpw_{train,val,test}_db.pt``,
 ``mpii3d_train_scale12_db.pt``, ``mpii3d_val_scale12_db.pt`` (the MPI-INF-3DHP test set),
-``h36m_train_25fps_db.pt``, ``h36m_test_25fps_db.pt`` and ``insta_train_db.h5``; with ``raw_3dpw`` also a tiny
-raw 3DPW release in ``<root>/3dpw/`` (``sequenceFiles/{train,validation,test}/*.pkl`` in the real pickle
-layout and JPEG frames in ``imageFiles/<sequence>/image_%05d.jpg``) for ``scripts/preprocess_3dpw.py``.
+``h36m_train_25fps_db.pt``, ``h36m_test_25fps_db.pt`` and ``insta_train_db.h5``; with ``raw_3dpw`` also, in
+``<root>/3dpw/``, a tiny raw 3DPW release (``sequenceFiles/{train,validation,test}/*.pkl`` in the real pickle
+layout and JPEG frames in ``imageFiles/<sequence>/image_%05d.jpg``) for ``scripts/preprocess_3dpw.py``, and
+the frames of the generated 3DPW test set (``imageFiles/synth_test_NN/``, the test database's ``img_name``)
+for ``evaluate.py --render``: the ground-truth body drawn in blue, over which the evaluation draws its
+predicted mesh.
 
 How the data is made:
 
@@ -41,8 +44,11 @@ from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tqdm import tqdm  # noqa: E402
+
 from lib.core.io import atomic_path, atomic_write  # noqa: E402
 from lib.dataset.preprocess import run_smpl, write_db  # noqa: E402
+from lib.demo.renderer import Mesh, MeshRenderer  # noqa: E402
 from lib.utils.img_utils import (bbox_from_keypoints, bbox_params_to_boxes, normalize_2d_kp,  # noqa: E402
                                  smooth_keypoint_bboxes, transform_keypoints)
 from lib.utils.joints import H36M_TO_J14, convert_kps  # noqa: E402
@@ -65,6 +71,10 @@ FILE_NAMES = {
 }
 OCC_NAMES = {'3dpw_train': '3dpw_train_occ_db.pt', 'mpii3d_train': 'mpii3d_train_scale12_occ_db.pt',
              'h36m_train': 'h36m_train_25fps_occ_db.pt'}
+# Generated 3DPW test frames: colour of the ground-truth body (RGB), and the scale it is drawn at before the
+# frame is enlarged to full size (evaluate.py --render shows frames at half size anyway).
+BODY_RGB = (0.3, 0.5, 0.9)
+FRAME_DRAW_SCALE = 0.5
 FEATURE_DIM = 2048
 FEATURE_NOISE = 0.05
 Z_DIM = 24 * 9 + 10 + 24 * 2
@@ -158,6 +168,23 @@ class Generator:
                                                      torch.as_tensor(betas, dtype=torch.float32))
         return (self.smpl.J_regressor[0] @ shaped).numpy()
 
+    def draw_frames(self, folder: Path, pose, betas, transl, cam: Camera) -> None:
+        """Write ``image_%05d.jpg`` frames of the body in ``cam``'s image (``cam.width`` x ``cam.height``), drawn
+        with the demo's renderer under the weak-perspective camera of its centroid."""
+        _, verts = run_smpl(self.smpl, pose, betas, transl)
+        verts = verts.astype(np.float64)
+        width, height = int(cam.width * FRAME_DRAW_SCALE), int(cam.height * FRAME_DRAW_SCALE)
+        renderer = MeshRenderer(np.asarray(self.smpl.faces, dtype=np.int64), width, height, mode='painter')
+        backdrop = np.broadcast_to(np.linspace(70, 30, height)[:, None, None], (height, width, 3)).astype(np.uint8)
+        for i, frame_verts in enumerate(verts):
+            centre = frame_verts.mean(0)
+            # u = W/2 + f x / z with z at the centroid: sx = 2 f / (W z), tx = x (likewise for y)
+            weak = np.array([2 * cam.focal / (cam.width * centre[2]), 2 * cam.focal / (cam.height * centre[2]),
+                             centre[0], centre[1]])
+            image = renderer.render(backdrop, [Mesh(frame_verts - centre, weak, BODY_RGB)])
+            image = cv2.resize(image, (cam.width, cam.height), interpolation=cv2.INTER_LINEAR)
+            atomic_write(folder / f'image_{i:05d}.jpg', cv2.imencode('.jpg', image)[1].tobytes())
+
     def features_for(self, pose, betas, smpl24_px, bbox, scale=1.2):
         kp = normalize_2d_kp(transform_keypoints(smpl24_px, bbox, scale))
         return self.features(pose, betas, kp)
@@ -183,7 +210,8 @@ def _smoothed_boxes(kp_2d: np.ndarray, enlarge: float = 1.1) -> np.ndarray:
     return bbox_params_to_boxes(params, enlarge)
 
 
-def make_3dpw(gen: Generator, split: str, n_seq: int, n_frames: int) -> dict:
+def make_3dpw(gen: Generator, split: str, n_seq: int, n_frames: int, frames_dir: Path | None = None) -> dict:
+    """The 3DPW database of ``split``; with ``frames_dir``, also each sequence's frames in ``frames_dir/<seq>/``."""
     cam = CAMERAS['3dpw']
     pieces = {k: [] for k in ('vid_name', 'frame_id', 'img_name', 'joints3D', 'joints2D', 'shape', 'pose',
                               'bbox', 'valid', 'features')}
@@ -209,6 +237,8 @@ def make_3dpw(gen: Generator, split: str, n_seq: int, n_frames: int) -> dict:
         pieces['bbox'].append(bbox)
         pieces['valid'].append(valid)
         pieces['features'].append(gen.features_for(pose, betas, smpl24_px, bbox))
+        if frames_dir is not None:
+            gen.draw_frames(frames_dir / seq, pose, betas, transl, cam)
     return {k: np.concatenate(v) for k, v in pieces.items()}
 
 
@@ -382,8 +412,8 @@ def make_synthetic_data(data_root: str | os.PathLike, seed: int = 0, sizes: dict
         data_root: the DATA_ROOT.
         seed: everything is deterministic in it.
         sizes: overrides of :data:`DEFAULT_SIZES`, e.g. ``{'3dpw_test': (37, 946)}``.
-        eval_benchmark: 3DPW test at the real test-set size (:data:`EVAL_BENCHMARK_3DPW_TEST`).
-        raw_3dpw: also write the tiny raw 3DPW release.
+        eval_benchmark: 3DPW test at the real test-set size (:data:`EVAL_BENCHMARK_3DPW_TEST`), without frames.
+        raw_3dpw: also write the tiny raw 3DPW release and (unless ``eval_benchmark``) the 3DPW test frames.
         occ_names: also link the training files under the ``*_occ_*`` names the official YAMLs select.
         only: restrict to these keys of :data:`DEFAULT_SIZES`.
     Returns:
@@ -396,20 +426,31 @@ def make_synthetic_data(data_root: str | os.PathLike, seed: int = 0, sizes: dict
     if eval_benchmark:
         sizes['3dpw_test'] = EVAL_BENCHMARK_3DPW_TEST
     gen = Generator(data_root, seed)
-    with torch.inference_mode():
-        for key, (n_seq, n_frames) in sizes.items():
-            if only is not None and key not in only:
-                continue
+    frames_dir = None
+    if raw_3dpw and not eval_benchmark:
+        claim_for_stand_ins(data_root / '3dpw')
+        frames_dir = data_root / '3dpw' / 'imageFiles'
+    keys = [key for key in sizes if only is None or key in only]
+    with torch.inference_mode(), tqdm(total=len(keys) + raw_3dpw, desc='generating', unit='file') as bar:
+        for key in keys:
+            n_seq, n_frames = sizes[key]
+            bar.set_postfix_str(f'{FILE_NAMES[key]}: {n_seq} x {n_frames} frames')
             name, split = key.split('_')
             if name == 'insta':
                 write_h5(make_insta(gen, n_seq, n_frames), out / FILE_NAMES[key])
-                continue
-            make = {'3dpw': make_3dpw, 'mpii3d': make_mpii3d, 'h36m': make_h36m}[name]
-            path = write_db(make(gen, split, n_seq, n_frames), out / FILE_NAMES[key])
+            elif name == '3dpw':
+                write_db(make_3dpw(gen, split, n_seq, n_frames, frames_dir if split == 'test' else None),
+                         out / FILE_NAMES[key])
+            else:
+                make = {'mpii3d': make_mpii3d, 'h36m': make_h36m}[name]
+                write_db(make(gen, split, n_seq, n_frames), out / FILE_NAMES[key])
             if occ_names and key in OCC_NAMES:
-                _link(path, out / OCC_NAMES[key])
+                _link(out / FILE_NAMES[key], out / OCC_NAMES[key])
+            bar.update()
         if raw_3dpw:
+            bar.set_postfix_str('raw 3DPW release')
             make_raw_3dpw(gen, data_root / '3dpw')
+            bar.update()
     return out
 
 

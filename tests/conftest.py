@@ -1,6 +1,7 @@
-"""Shared fixtures: generated stand-in assets under a temporary DATA_ROOT."""
+"""Shared fixtures: generated stand-in assets under a temporary DATA_ROOT, the entry points as modules."""
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -32,3 +33,32 @@ def make_cfg(synthetic_root):
         path = str(REPO_ROOT / cfg_file) if cfg_file else None
         return load_config(path, ['DATA_ROOT', str(synthetic_root), 'DEVICE', 'cpu', *map(str, opts)])
     return _make
+
+
+@pytest.fixture
+def entry_points() -> dict:
+    """``train.py``, ``evaluate.py`` and ``demo.py`` loaded as fresh modules, by name."""
+    modules = {}
+    for name in ('train', 'evaluate', 'demo'):
+        spec = importlib.util.spec_from_file_location(f'{name}_cli', REPO_ROOT / f'{name}.py')
+        modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(modules[name])
+    return modules
+
+
+@pytest.fixture
+def dry_entry_points(entry_points, monkeypatch):
+    """The three entry points with their work replaced by a recorder: ``(modules, calls)``, ``calls[name]`` =
+    the arguments the work was called with (config first)."""
+    calls = {}
+
+    def record(name, result=None):
+        def fake(*args, **kwargs):
+            calls[name] = (*args, kwargs)
+            return result
+        return fake
+
+    monkeypatch.setattr(entry_points['train'], 'train', record('train', {'stop_signal': None}))
+    monkeypatch.setattr(entry_points['evaluate'], 'run_evaluation', record('evaluate'))
+    monkeypatch.setattr(entry_points['demo'], 'run_videos', record('demo'))
+    return entry_points, calls

@@ -39,7 +39,7 @@ def test_overrides_and_path_resolution(tmp_path):
     assert resolve_path(cfg, cfg.SMPL.MEAN_PARAMS) == tmp_path / 'base_data/smpl_mean_params.npz'
     assert db_path(cfg, 'ThreeDPW', 'TEST') == tmp_path / 'preprocessed_data/3dpw_test_db.pt'
     assert resolve_path(cfg, '/abs/file.pt') == Path('/abs/file.pt')
-    assert resolve_path(cfg, cfg.TRAIN.PRETRAINED) == Path.cwd() / 'data/pretrained_models/table1_3dpw_weights.pth.tar'
+    assert resolve_path(cfg, cfg.TRAIN.PRETRAINED) == tmp_path / 'pretrained_models/table1_3dpw_weights.pth.tar'
 
 
 def test_data_root_defaults_to_env_then_repo(monkeypatch, tmp_path):

@@ -1,4 +1,7 @@
 """Database readers, crops and keypoint transforms, training/validation samples, loaders, test sequences."""
+import logging
+import os
+
 import h5py
 import joblib
 import numpy as np
@@ -10,6 +13,7 @@ from lib.dataset.dataset2d import InstaDataset
 from lib.dataset.dataset3d import Dataset3D, ValidationDataset3D
 from lib.dataset.db import H5Database, load_db, read_db
 from lib.dataset.eval_sequences import select_test_frames
+from lib.dataset import loaders
 from lib.dataset.loaders import ConcatClips, ClipStream, batch_split, build_train_loaders, build_val_loader
 from lib.core.errors import UserError
 from lib.utils.img_utils import (bbox_from_keypoints, crop_image, crop_patch, crop_transform, normalize_2d_kp,
@@ -232,6 +236,18 @@ def test_mixed_loader_composition_and_exact_resume(tmp_path):
     fresh.load_state_dict(state)
     for (a2, a3), (b2, b3) in zip(expected, [next(fresh) for _ in range(5)]):
         assert torch.equal(a2['features'], b2['features']) and torch.equal(a3['kp_2d'], b3['kp_2d'])
+
+
+def test_loader_workers_capped_at_the_cpus_once(monkeypatch, caplog):
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 1}, raising=False)
+    loaders._capped_workers.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO, logger='lib'):
+            assert [loaders.num_workers(load_config(None, ['NUM_WORKERS', '16'])) for _ in range(3)] == [2, 2, 2]
+            assert loaders.num_workers(load_config(None, ['NUM_WORKERS', '1'])) == 1
+    finally:
+        loaders._capped_workers.cache_clear()
+    assert caplog.messages == ['NUM_WORKERS 16: using 2 loader worker processes, the number of CPUs available']
 
 
 def test_concat_clips_keeps_index_order():

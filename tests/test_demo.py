@@ -19,6 +19,7 @@ from lib.demo import detection
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.core.errors import UserError
 from lib.demo.tracking import square_boxes
+from lib.demo import video
 from lib.demo.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
 from scripts.make_synthetic_video import make_synthetic_video
 
@@ -139,6 +140,18 @@ def test_truncated_video_is_read_to_its_end_with_one_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
         assert len(list(FrameReader(tmp_path / 'full.avi'))) == 20
     assert len(caplog.records) == 1
+
+
+def test_video_writer_prefers_h264_and_says_once_when_it_falls_back(tmp_path, monkeypatch, caplog, capfd):
+    monkeypatch.setattr(video, 'VIDEO_CODECS', ('none', 'mp4v'))     # 'none': a codec no build can open
+    monkeypatch.setattr(video, '_unusable_codecs', set())
+    with caplog.at_level(logging.INFO, logger='lib'):
+        for name in ('a.mp4', 'b.mp4'):
+            with VideoWriter(tmp_path / name, 25, (32, 32)) as writer:
+                writer.write(np.full((32, 32, 3), 100, np.uint8))
+            assert writer.codec == 'mp4v' and len(FrameReader(tmp_path / name, exact_count=True)) == 1
+    assert caplog.messages == [f'note: {video.NO_H264_NOTE}']
+    assert capfd.readouterr().err == ''          # the failed attempt's FFmpeg messages are silenced
 
 
 def test_video_errors_and_atomic_writer(tmp_path):
@@ -465,12 +478,12 @@ def test_bad_inputs_exit_2_and_write_nothing(clip, tmp_path, capsys):
         (video + ['--bbox_file', str(tmp_path / 'late.csv')], [], f'frame {FRAMES} is not a frame of the video'),
         (video + ['--bbox_file', str(tmp_path / 'short.csv')], [], 'no person found'),
         (video + ['--bbox_file', str(clip.boxes), '--checkpoint', str(tmp_path / 'none.pth.tar')], [],
-         'GLoT checkpoint not found'),
+         'none.pth.tar  <- from pretrained_models/'),
         (video, ['DEMO.RENDER_MODE', 'opengl'], "DEMO.RENDER_MODE 'opengl' is not one of"),
     ]
     for flags, overrides, message in cases:
         code, err = _cli(base + flags + clip.opts + overrides, capsys)
         assert code == 2, err
-        last = err.strip().splitlines()[-1]
-        assert last.startswith('error: ') and message in last and 'Traceback' not in err, err
+        report = ('\n' + err).split('\nerror: ')     # log lines | the error line and its list of files if any
+        assert len(report) == 2 and message in report[1] and 'Traceback' not in err, err
         assert not out.exists()

@@ -265,13 +265,18 @@ def test_per_sequence_rows_average_to_summary(tmp_path):
         assert weighted == pytest.approx(values['mpjpe'], rel=1e-9)
     write_results(result, tmp_path, {'dataset': '3dpw'})
     data = json.loads((tmp_path / 'results.json').read_text())
+    units = {'pa_mpjpe': 'mm', 'mpjpe': 'mm', 'mpvpe': 'mm', 'accel_err': 'mm/frame^2'}
     assert data == result.summary
+    assert json.loads((tmp_path / 'eval_info.json').read_text())['units'] == units
     with open(tmp_path / 'per_sequence.csv') as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 4 and rows[0]['dataset'] == '3dpw' and float(rows[0]['mpjpe_mm']) > 0
+    assert len(rows) == 4 and rows[0]['dataset'] == '3dpw' and float(rows[0]['mpjpe']) > 0
+    assert list(rows[0]) == ['dataset', 'protocol', 'sequence', 'frames', *units]   # the JSON's names
     assert not [p.name for p in tmp_path.iterdir() if p.name.endswith('.tmp')]
-    table = format_table(result)
-    assert 'official' in table and 'corrected' in table and 'PA-MPJPE' in table
+    table = format_table(result).splitlines()
+    assert table[0].split() == ['dataset', 'protocol', 'frames', *units]
+    assert [line.split()[1] for line in table[2:4]] == ['official', 'corrected']
+    assert table[-1].startswith('(pa_mpjpe mm, mpjpe mm, mpvpe mm, accel_err mm/frame^2; ')
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -323,6 +328,7 @@ def test_cli_end_to_end(eval_root, tmp_path):
                    'EVAL.BATCH_SIZE', 50, 'EVAL.GENDERED_MPVPE', True, 'EVAL.RENDER_FRAMES', RENDER_FRAMES)
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads((out / 'results.json').read_text())
+    assert json.loads((out / 'eval_info.json').read_text())['units']['accel_err'] == 'mm/frame^2'
     assert list(results) == ['official', 'official_gendered', 'corrected', 'corrected_gendered']
     for row, values in results.items():
         assert list(values) == ['pa_mpjpe', 'mpjpe', 'mpvpe', 'accel_err']
@@ -376,8 +382,10 @@ def test_bad_input_raises_one_line_user_error(eval_root, synthetic_root, tmp_pat
     from lib.core.errors import UserError
 
     opts = ['DATA_ROOT', str(eval_root), 'DEVICE', 'cpu', 'TRAIN.PRETRAINED', str(eval_root / 'glot.pth.tar')]
-    expected = {'checkpoint': 'checkpoint not found', 'database': 'database file not found',
-                'smpl': 'SMPL model file not found', 'architecture': 'is not a GLoT checkpoint'}[case]
+    expected = {'checkpoint': r'^1 file needed to evaluate is missing .*\n  GLoT weights .*missing\.pth\.tar',
+                'database': r'^1 file .*\n  ThreeDPW test database .*missing_db\.pt  <- from TCMR',
+                'smpl': r'^1 file .*\n  SMPL neutral model \(SMPL\.MODEL_DIR\): .*SMPL_NEUTRAL\.pkl  <- from SMPLify',
+                'architecture': 'is not a GLoT checkpoint'}[case]
     if case == 'checkpoint':
         opts += ['TRAIN.PRETRAINED', str(tmp_path / 'missing.pth.tar')]
     elif case == 'database':
@@ -390,5 +398,5 @@ def test_bad_input_raises_one_line_user_error(eval_root, synthetic_root, tmp_pat
     out = tmp_path / 'out'
     with pytest.raises(UserError, match=expected) as err:
         run_evaluation(cfg, '3dpw', output_dir=out, progress=False)
-    assert '\n' not in str(err.value)
+    assert len(str(err.value).splitlines()) == (1 if case == 'architecture' else 2)
     assert not out.exists()

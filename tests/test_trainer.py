@@ -6,6 +6,7 @@ well under a second on 2 CPU cores): batch 4 (2 InstaVariety + 2 3DPW clips), 3 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lib.core.config import load_config
+from lib.core.files import DB_SOURCES
 from lib.train.distributed import RankShare
 from lib.train.launch import train
 from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT, NonFiniteLossError
@@ -32,7 +35,7 @@ SMALL = {
     'TRAIN.val_epoch': 1, 'TRAIN.OVERLAP': 0.0, 'TRAIN.DATASETS_2D': "['Insta']",
     'TRAIN.DATASETS_3D': "['ThreeDPW']", 'TRAIN.DATASET_EVAL': 'ThreeDPW',
     'MODEL.d_model': 64, 'MODEL.n_layers': 1, 'MODEL.short_d_model': 64, 'MODEL.short_n_layers': 1,
-    'MODEL.mask_ratio': 0.5, 'MODEL.dropout': 0.1, 'MODEL.drop_path_r': 0.2,
+    'MODEL.mask_ratio': 0.5, 'MODEL.dropout': 0.1, 'MODEL.drop_path_r': 0.2, 'TRAIN.LOG_EVERY': 2,
 }
 
 
@@ -80,7 +83,18 @@ def test_run_lowers_loss_and_writes_outputs(reference):
     assert [h['lr'] for h in history] == pytest.approx([1e-4, 1e-5 + 9e-5 * (1 + np.cos(np.pi / 2)) / 2])
     log = (run / 'log.txt').read_text()
     assert 'batch: 4 clips per step (2 2D + 2 3D) over 1 process(es)' in log
-    assert 'PA_MPJPE' in log
+    assert re.search(r'validation after epoch 2: mpjpe [\d.]+ mm, pa_mpjpe [\d.]+ mm, mpvpe [\d.]+ mm, '
+                     r'accel [\d.]+ mm/frame\^2, accel_err [\d.]+ mm/frame\^2\n', log)
+    # not on a terminal: a progress line every TRAIN.LOG_EVERY (2) steps
+    assert re.search(r'epoch 2/2 step 2/3: loss [\d.]+, lr 5.5e-05, [\d.]+ it/s, left: epoch 0:\d\d, run 0:\d\d\n', log)
+    assert 'epoch 1/2: 3 steps, ' in log and ', lr 0.0001\n' in log
+    # TensorBoard: the lr per step like the losses, the validation metrics under their results.json names
+    events = EventAccumulator(str(run)).Reload()
+    lr = events.Scalars('train/lr')
+    assert [e.step for e in lr] == [1, 2, 3, 4, 5, 6]
+    assert [e.value for e in lr] == pytest.approx([1e-4] * 3 + [5.5e-5] * 3)
+    assert [e.step for e in events.Scalars('train/loss')] == [1, 2, 3, 4, 5, 6]
+    assert {'val/pa_mpjpe', 'val/mpjpe', 'val/mpvpe', 'val/accel', 'val/accel_err'} <= set(events.Tags()['scalars'])
 
 
 class _Killed(Exception):
@@ -148,9 +162,24 @@ def test_non_finite_loss_stops_before_update_and_keeps_checkpoint(data_root, tmp
 def test_missing_files_reported_before_training(data_root, tmp_path):
     cfg = _cfg(data_root, tmp_path, **{'TRAIN.DATASETS_3D': "['ThreeDPW', 'MPII3D']",
                                        'TRAIN.PRETRAINED_REGRESSOR': 'base_data/nope.pth.tar'})
-    with pytest.raises(UserError, match=r'2 file\(s\) .*missing.*nope\.pth\.tar.*mpii3d_train_scale12_db\.pt'):
+    with pytest.raises(UserError) as err:
         train(cfg, progress=False)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith(f'2 files needed to train are missing (nothing was run; paths in a config are under '
+                               f'DATA_ROOT, here {data_root}')
+    assert lines[1].startswith('  SPIN checkpoint (TRAIN.PRETRAINED_REGRESSOR): ') and 'nope.pth.tar  <- from' in lines[1]
+    assert lines[2] == (f'  MPII3D train database (DATASET.FILES.MPII3D.TRAIN): '
+                        f'{data_root}/preprocessed_data/mpii3d_train_scale12_db.pt  <- from {DB_SOURCES["MPII3D"]}')
     assert not (tmp_path / 'run').exists()
+
+
+def test_run_without_validation_says_so(data_root, tmp_path):
+    train(_cfg(data_root, tmp_path, **{'TRAIN.val_epoch': 3, 'TRAIN.END_EPOCH': 1, 'TRAIN.NUM_ITERS_PER_EPOCH': 1}),
+          progress=False)
+    log = (tmp_path / 'run' / 'log.txt').read_text()
+    assert (f'training done without validation (TRAIN.val_epoch 3 > END_EPOCH 1), so no {BEST_CHECKPOINT}; the last '
+            f'weights are in {tmp_path}/run/{CHECKPOINT}\n') in log
+    assert not (tmp_path / 'run' / BEST_CHECKPOINT).exists()
 
 
 def test_existing_run_needs_resume(reference, data_root):
@@ -182,6 +211,7 @@ def test_two_process_gloo_run(data_root, tmp_path):
                            str(REPO_ROOT / 'train.py'), '--cfg', str(cfg_file)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'Warning' not in proc.stderr, proc.stderr[-3000:]     # e.g. DDP's deprecated broadcast_buffers
     log = (tmp_path / 'run' / 'log.txt').read_text()
     assert 'batch: 4 clips per step (2 2D + 2 3D) over 2 process(es)' in log
     ckpt = torch.load(tmp_path / 'run' / CHECKPOINT, map_location='cpu', weights_only=False)

@@ -1,8 +1,15 @@
-"""Shared command-line plumbing for train.py, evaluate.py and demo.py."""
+"""Shared command-line plumbing for train.py, evaluate.py and demo.py.
+
+Options (``--cfg``, ``--checkpoint``, ...) may come before, between or after the ``KEY VALUE`` config
+overrides; everything after ``--`` is taken as overrides (for a value that starts with ``-`` and is not a
+plain number). Paths typed as options are relative to the current folder (:func:`cli_path`); values of
+config keys, in a YAML file or as ``KEY VALUE`` overrides, follow :mod:`lib.core.config`'s rule.
+"""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Callable
 
@@ -11,14 +18,28 @@ from lib.core.errors import UserError
 from lib.core.logs import console_logging
 
 
-def config_argument_parser(description: str, epilog: str = '') -> argparse.ArgumentParser:
-    """A parser with ``--cfg FILE`` and trailing ``KEY VALUE`` config overrides (``opts``)."""
-    parser = argparse.ArgumentParser(description=description, epilog=epilog,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+class ConfigArgumentParser(argparse.ArgumentParser):
+    """An argument parser whose options may also follow the positional ``KEY VALUE`` overrides."""
+
+    def parse_args(self, args=None, namespace=None):
+        return self.parse_intermixed_args(args, namespace)
+
+
+def config_argument_parser(description: str, epilog: str = '') -> ConfigArgumentParser:
+    """A parser with ``--cfg FILE`` and ``KEY VALUE`` config overrides (``opts``), options anywhere."""
+    parser = ConfigArgumentParser(description=description, epilog=epilog,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--cfg', metavar='FILE', help='YAML config (merged over lib/core/config.py defaults)')
-    parser.add_argument('opts', nargs=argparse.REMAINDER, metavar='KEY VALUE',
-                        help='config overrides, e.g. TRAIN.BATCH_SIZE 32 DEVICE cpu')
+    parser.add_argument('opts', nargs='*', metavar='KEY VALUE',
+                        help='config overrides, e.g. TRAIN.BATCH_SIZE 32 DEVICE cpu (options may come before or '
+                             'after them)')
     return parser
+
+
+def cli_path(path: str | os.PathLike | None) -> str | None:
+    """A path typed on the command line, made absolute against the current folder (None stays None), so that
+    :func:`lib.core.config.resolve_path` keeps it as it is."""
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
 def config_from_args(args: argparse.Namespace, extra_opts: list[str] | None = None):

@@ -4,10 +4,14 @@ Load a config with :func:`load_config` (``--cfg`` file, then ``KEY VALUE`` overr
 unknown keys fail at start-up. Paths:
 
 - ``DATA_ROOT`` is the root of every data file. Empty means ``$GLOT_DATA_ROOT`` if set, else ``data/`` in this
-  repository. Use :func:`resolve_path` to turn a config path into a file name: absolute paths stay as they
-  are, paths starting with ``./`` or ``../`` are relative to the working directory (so the official YAMLs'
-  ``./data/pretrained_models/...`` still works from the repository root), and all other relative paths are
-  under ``DATA_ROOT``.
+  repository.
+- A data-file path in a config (``SMPL.*``, ``TRAIN.PRETRAINED*``, ``DATASET.*`` files and folders), in a YAML
+  or as a ``KEY VALUE`` override, is relative to ``DATA_ROOT``; absolute paths stay as they are
+  (:func:`resolve_path`). So the official YAMLs' weights, ``pretrained_models/...``, follow a moved data
+  root (the release wrote ``./data/pretrained_models/...``, relative to its repository).
+- A path typed as a command-line option (``--checkpoint``, ``--data-root``, ``--vid_file``, ...) is relative
+  to the current folder (:func:`lib.core.cli.cli_path`). So are ``DATA_ROOT`` itself and the run folders
+  ``OUTPUT_DIR``, ``LOGDIR`` and ``TRAIN.RESUME``.
 
 Replicated official quirks each have one named key whose default reproduces the official weights and
 numbers: ``MODEL.HSCR_OFFICIAL_POSE_SLICE``, ``MODEL.KEEP_UNUSED_WEIGHTS``, ``LOSS.GLOBAL_VEL3D_UNMASKED``
@@ -46,7 +50,7 @@ _C.DEBUG = True
 _C.DEBUG_FREQ = 1000
 # Extra log directory; empty means OUTPUT_DIR/EXP_NAME.
 _C.LOGDIR = ''
-# DataLoader worker processes.
+# DataLoader worker processes (capped at the CPUs available to the process).
 _C.NUM_WORKERS = 8
 # Seed for python, numpy and torch; -1 leaves the generators unseeded.
 _C.SEED_VALUE = -1
@@ -92,7 +96,7 @@ _C.TRAIN.START_EPOCH = 0
 _C.TRAIN.END_EPOCH = 5
 # SPIN checkpoint that initialises the global regressor when training starts from scratch.
 _C.TRAIN.PRETRAINED_REGRESSOR = 'base_data/spin_model_checkpoint.pth.tar'
-# GLoT weights evaluated by evaluate.py and used by demo.py (training never loads it).
+# GLoT weights evaluated by evaluate.py and used by demo.py (training never loads it); --checkpoint overrides it.
 _C.TRAIN.PRETRAINED = ''
 # Checkpoint to resume from (model, optimizer, scheduler, epoch, RNG states); 'auto' = OUTPUT_DIR/EXP_NAME/checkpoint.pth.tar if present.
 _C.TRAIN.RESUME = ''
@@ -115,6 +119,9 @@ _C.TRAIN.COMPILE = False
 _C.TRAIN.VAL_BATCH_SIZE = 256
 # Also validate the initial weights before the first epoch (logged as epoch 0; not done when resuming).
 _C.TRAIN.VAL_AT_START = False
+# Steps between progress lines (loss, lr, it/s, time left) in the log when the console is not a terminal
+# (a tqdm bar shows the progress on a terminal); 0 = none.
+_C.TRAIN.LOG_EVERY = 100
 
 # Motion discriminator: built but never used by the official trainer (weight 0). Kept so the YAMLs load.
 _C.TRAIN.MOT_DISCR = CN()
@@ -385,17 +392,11 @@ def data_root(cfg: CN) -> Path:
 
 
 def resolve_path(cfg: CN, path: str | os.PathLike, under: str | os.PathLike | None = None) -> Path:
-    """Turn a config path into a file path.
-
-    Absolute paths are returned unchanged; ``./x`` and ``../x`` are relative to the working directory;
-    anything else is relative to ``DATA_ROOT / under`` (``under`` itself resolved the same way).
-    """
-    text = str(path)
-    p = Path(text).expanduser()
+    """Turn a config path into a file path: absolute paths are returned unchanged, relative ones are under
+    ``DATA_ROOT / under`` (``under`` itself resolved the same way)."""
+    p = Path(path).expanduser()
     if p.is_absolute():
         return p
-    if text.startswith(('./', '../', '.\\', '..\\')):
-        return Path.cwd() / p
     base = data_root(cfg) if under is None else resolve_path(cfg, under)
     return base / p
 

@@ -3,7 +3,8 @@
 
 class UserError(Exception):
     """Bad input from the user (missing file, wrong format, bad option). The message is one line that says
-    what is wrong and how to fix it; entry scripts print it and exit with status 2."""
+    what is wrong and how to fix it (a list, such as the missing files, adds one indented line per item);
+    entry scripts print it and exit with status 2."""
 
     exit_code = 2
 

@@ -36,18 +36,10 @@ import numpy as np
 
 from lib.core.config import db_path
 from lib.core.errors import UserError
+from lib.core.files import DB_SOURCES, TCMR_RELEASE
 
 SPLITS = ('TRAIN', 'VAL', 'TEST')
 
-TCMR_RELEASE = "TCMR's preprocessed data (Google Drive folder 1h0FxBGLqsxNvUL0J43WkTxp7WgYIBLy-)"
-VIBE_INSTA_RELEASE = ("VIBE's InstaVariety release (insta_train_db.h5, about 18 GB, md5 "
-                      "8ec335d1d48bd54687ad5c9a6eeb2999; see VIBE's docs/train.md)")
-_SOURCES = {
-    'ThreeDPW': f"{TCMR_RELEASE}, or run scripts/preprocess_3dpw.py on the raw 3DPW release",
-    'MPII3D': f"{TCMR_RELEASE}, or run scripts/preprocess_mpii3d.py on the raw MPI-INF-3DHP release",
-    'Human36M': f"{TCMR_RELEASE}, or run scripts/preprocess_h36m.py on the raw Human3.6M release",
-    'Insta': VIBE_INSTA_RELEASE,
-}
 
 # Trailing shape (after the frame axis) of each key; a tuple of shapes means any of them.
 _ROW = ()
@@ -82,7 +74,7 @@ OPTIONAL_KEYS: dict[str, tuple] = {
 
 def missing_file_error(path: Path, dataset: str) -> UserError:
     """The one-line error for a database file that is not there."""
-    source = _SOURCES.get(dataset, TCMR_RELEASE)
+    source = DB_SOURCES.get(dataset, TCMR_RELEASE)
     return UserError(f"database file not found: {path}. {path.name} comes from {source}; put it in "
                      f"{path.parent}/ (DATA_ROOT/{_db_dir_hint(path)})")
 

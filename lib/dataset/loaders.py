@@ -24,6 +24,10 @@ Validation: :func:`build_val_loader` gives a DataLoader over the ``TRAIN.DATASET
 """
 from __future__ import annotations
 
+import functools
+import logging
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -33,6 +37,8 @@ from lib.dataset.db import read_db
 from lib.dataset.dataset2d import InstaDataset
 from lib.dataset.dataset3d import DATASETS_3D, Dataset3D, ValidationDataset3D
 from lib.core.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 DATASETS_2D = ('Insta',)
 STREAM_2D, STREAM_3D = 0, 1
@@ -188,6 +194,20 @@ def _pin(cfg) -> bool:
     return resolve_device(cfg.DEVICE).type == 'cuda'
 
 
+def num_workers(cfg) -> int:
+    """``NUM_WORKERS``, capped at the CPUs this process may use (said once per process and value)."""
+    return _capped_workers(cfg.NUM_WORKERS)
+
+
+@functools.lru_cache(maxsize=None)
+def _capped_workers(requested: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    if requested <= cpus:
+        return requested
+    logger.info('NUM_WORKERS %d: using %d loader worker processes, the number of CPUs available', requested, cpus)
+    return cpus
+
+
 def batch_split(batch_size: int, ratio_2d: float) -> tuple[int, int]:
     """Clips per batch from 2D and 3D data: ``(int(batch_size * ratio_2d), rest)``."""
     n_2d = int(batch_size * ratio_2d)
@@ -204,7 +224,7 @@ def build_train_loaders(cfg, seed: int) -> MixedTrainIterator:
             streams.append(None)
             continue
         clips = ConcatClips([build_train_dataset(cfg, name) for name in names])
-        streams.append(ClipStream(clips, size, seed, stream_id, cfg.NUM_WORKERS, pin))
+        streams.append(ClipStream(clips, size, seed, stream_id, num_workers(cfg), pin))
     return MixedTrainIterator(*streams)
 
 
@@ -224,5 +244,5 @@ def build_val_loader(cfg) -> DataLoader:
     dataset = build_val_dataset(cfg)
     size = cfg.TRAIN.VAL_BATCH_SIZE
     batches = [list(range(i, min(i + size, len(dataset)))) for i in range(0, len(dataset), size)]
-    return DataLoader(_Batches(dataset), sampler=batches, batch_size=None, num_workers=cfg.NUM_WORKERS,
+    return DataLoader(_Batches(dataset), sampler=batches, batch_size=None, num_workers=num_workers(cfg),
                       pin_memory=_pin(cfg))

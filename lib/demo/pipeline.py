@@ -37,7 +37,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.core.config import ConfigError, resolve_device, resolve_path
+from lib.core.config import ConfigError, resolve_device
+from lib.core.files import NeededFile, body_model_files, check_files, glot_weights_file, spin_checkpoint_file
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
 from lib.demo.camera import camera_outputs, focal_length
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
@@ -165,20 +166,18 @@ def _tracks_from_ids(detections: list[np.ndarray], track_ids: list[np.ndarray]) 
                   np.array([d[4] for _, d in rows])) for tid, rows in sorted(per_id.items())]
 
 
-def weight_files(cfg, checkpoint: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """The GLoT checkpoint (``checkpoint`` or ``TRAIN.PRETRAINED``) and SPIN checkpoint
-    (``TRAIN.PRETRAINED_REGRESSOR``) paths, checked to exist."""
-    ckpt = checkpoint or cfg.TRAIN.PRETRAINED
-    if not ckpt:
-        raise UserError("no GLoT checkpoint: pass --checkpoint FILE (or set TRAIN.PRETRAINED in the config)")
-    ckpt = resolve_path(cfg, ckpt)
-    if not ckpt.is_file():
-        raise UserError(f"GLoT checkpoint not found: {ckpt}")
-    spin = resolve_path(cfg, cfg.TRAIN.PRETRAINED_REGRESSOR)
-    if not spin.is_file():
-        raise UserError(f"SPIN checkpoint not found: {spin} (TRAIN.PRETRAINED_REGRESSOR; "
-                        f"spin_model_checkpoint.pth.tar from the GLoT base_data)")
-    return ckpt, spin
+def required_files(cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral') -> list[NeededFile]:
+    """Every file the demo reads besides its input: the GLoT weights (``checkpoint``, relative to the current
+    folder, or ``TRAIN.PRETRAINED``), the SPIN checkpoint (``TRAIN.PRETRAINED_REGRESSOR``) and the SMPL assets
+    (with the ``gender`` body)."""
+    genders = ('neutral',) if gender == 'neutral' else ('neutral', gender)
+    return [glot_weights_file(cfg, checkpoint), spin_checkpoint_file(cfg), *body_model_files(cfg, genders)]
+
+
+def weight_files(cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral') -> tuple[Path, Path]:
+    """The GLoT and SPIN checkpoint paths, once every file of :func:`required_files` is checked to exist."""
+    check_files(cfg, required_files(cfg, checkpoint, gender), 'run the demo')
+    return glot_weights_file(cfg, checkpoint).path, spin_checkpoint_file(cfg).path
 
 
 class GLoTPredictor:
@@ -187,7 +186,7 @@ class GLoTPredictor:
     Args:
         cfg: frozen config (MODEL, SMPL files, DEMO, DEVICE, ``TRAIN.PRETRAINED_REGRESSOR`` = the SPIN
             checkpoint).
-        checkpoint: GLoT weights; default ``cfg.TRAIN.PRETRAINED``.
+        checkpoint: GLoT weights, relative to the current folder; default ``cfg.TRAIN.PRETRAINED``.
         gender: SMPL body the predicted pose and shape are decoded with (verts, joints3d); the official
             demo does the same by swapping the local head's SMPL layer.
     """
@@ -199,7 +198,7 @@ class GLoTPredictor:
 
         if gender not in GENDERS:
             raise UserError(f"unknown gender '{gender}'; choose {', '.join(GENDERS)}")
-        ckpt, spin = weight_files(cfg, checkpoint)
+        ckpt, spin = weight_files(cfg, checkpoint, gender)
         self.cfg = cfg
         self.device = resolve_device(cfg.DEVICE)
         self.checkpoint, self.spin_checkpoint = Path(ckpt), spin
@@ -333,7 +332,8 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     settings match). ``output_folder`` None writes nothing (no cache either; only the results are returned).
 
     Args:
-        checkpoint: GLoT weights (default ``TRAIN.PRETRAINED``); unused when ``predictor`` is given.
+        checkpoint: GLoT weights, relative to the current folder (default ``TRAIN.PRETRAINED``, under
+            ``DATA_ROOT``); unused when ``predictor`` is given.
         predictor: an already loaded :class:`GLoTPredictor` to reuse (its gender applies); by default one is
             built once a person has been found.
     Raises:
@@ -355,7 +355,7 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps "
                 f"({fps_source})")
     if predictor is None:
-        weight_files(cfg, checkpoint)
+        weight_files(cfg, checkpoint, options.gender)
     cache = StageCache((output_dir or Path()) / 'cache', enabled=cfg.DEMO.CACHE and output_dir is not None)
 
     with watch.stage('detection'):

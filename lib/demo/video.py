@@ -1,5 +1,9 @@
 """Video input and output with OpenCV only: frames from a video file or an image folder, mp4 writing.
 
+Output videos are H.264 (``avc1``, previewed by browsers) where the installed OpenCV/FFmpeg can encode it;
+the PyPI OpenCV wheels cannot, and then they are MPEG-4 Part 2 (``mp4v``), which video players open but
+browsers do not preview; this is said once per process (:class:`VideoWriter`).
+
 Frames are ``(H, W, 3)`` uint8 BGR arrays (OpenCV order) everywhere in this module. A video keeps its own
 frame rate; an image folder is read in sorted file-name order at :data:`IMAGE_FOLDER_FPS` unless told
 otherwise. A video that ends before the frame count in its header (a truncated or partly undecodable file)
@@ -11,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,11 +27,11 @@ import numpy as np
 from lib.core.errors import UserError
 from lib.core.io import atomic_path
 
+logger = logging.getLogger(__name__)
+
 # Frame rate given to image folders unless told otherwise (frames/s).
 IMAGE_FOLDER_FPS = 30.0
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -164,8 +170,17 @@ def _read_image(path: Path) -> np.ndarray:
     return image
 
 
+# mp4 codecs in order of preference: H.264, else MPEG-4 Part 2 (every OpenCV build with FFmpeg writes it).
+VIDEO_CODECS = ('avc1', 'mp4v')
+NO_H264_NOTE = ("OpenCV could not open an H.264 encoder here (the PyPI wheels have none), so videos are written "
+                "as MPEG-4 Part 2 (mp4v): video players open them, browsers do not preview them (convert with: "
+                "ffmpeg -i IN.mp4 -c:v libx264 -pix_fmt yuv420p OUT.mp4)")
+_unusable_codecs: set[str] = set()     # codecs this process failed to open once, not tried again
+
+
 class VideoWriter:
-    """mp4 writer (OpenCV, codec ``mp4v``) that renames the finished file into place.
+    """mp4 writer (OpenCV; the first codec of :data:`VIDEO_CODECS` it can open) that renames the finished
+    file into place.
 
     Use as a context manager: frames go to a temporary file next to ``path`` (:func:`lib.core.io.atomic_path`);
     on a clean exit with at least one frame it is renamed to ``path``, otherwise it is deleted. Frames are ``(H, W, 3)`` uint8 BGR of
@@ -180,15 +195,23 @@ class VideoWriter:
         self._target = atomic_path(self.path)
         self._tmp: Path | None = None
         self._writer: cv2.VideoWriter | None = None
+        self.codec: str | None = None       # the codec in use, once entered
 
     def __enter__(self) -> 'VideoWriter':
         self._tmp = self._target.__enter__()
-        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*'mp4v'), self.fps, self.size)
-        if not self._writer.isOpened():
+        for codec in (c for c in VIDEO_CODECS if c not in _unusable_codecs):
+            with _quiet_stderr():       # FFmpeg prints errors for each encoder it cannot open
+                self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*codec), self.fps, self.size)
+            if self._writer.isOpened():
+                self.codec = codec
+                return self
             self._writer.release()
-            self._target.__exit__(UserError, None, None)
-            raise UserError(f"OpenCV cannot write mp4 video {self._tmp} (no mp4v encoder in this OpenCV build?)")
-        return self
+            _unusable_codecs.add(codec)
+            if codec == VIDEO_CODECS[0]:
+                logger.info('note: %s', NO_H264_NOTE)
+        self._target.__exit__(UserError, None, None)
+        raise UserError(f"OpenCV cannot write mp4 video {self._tmp} (none of the codecs {', '.join(VIDEO_CODECS)} "
+                        f"in this OpenCV build)")
 
     def write(self, frame_bgr: np.ndarray) -> None:
         """Append one ``(H, W, 3)`` uint8 BGR frame of the writer's size."""
@@ -207,3 +230,17 @@ class VideoWriter:
 
 class _NoFrames(Exception):
     """A video writer closed without frames: nothing is written."""
+
+
+@contextmanager
+def _quiet_stderr():
+    """Silence the process's file descriptor 2 (native libraries' messages) while the block runs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, 'w') as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

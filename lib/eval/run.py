@@ -12,15 +12,16 @@ import numpy as np
 
 from lib.core.config import db_path, resolve_device, resolve_path
 from lib.core.errors import UserError
+from lib.core.files import NeededFile, body_model_files, check_files, database_file, glot_weights_file
 from lib.core.io import prepare_output_dir
 from lib.core.logs import log_file
-from lib.dataset.db import load_db, missing_file_error
+from lib.dataset.db import load_db
 from lib.dataset.eval_sequences import as_str
 from lib.eval.protocol import EVAL_SETS, EvalResult, EvalSetSpec, Evaluator
 from lib.eval.render import dataset_image_paths, render_predictions
 from lib.eval.report import format_table, write_results
 from lib.models import build_model, load_checkpoint
-from lib.models.smpl import build_smpl, load_h36m_regressor
+from lib.models.smpl import GENDERS, build_smpl, load_h36m_regressor
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +33,12 @@ def eval_set_spec(dataset: str) -> EvalSetSpec:
     return EVAL_SETS[dataset]
 
 
-def checkpoint_path(cfg) -> Path:
-    """``TRAIN.PRETRAINED`` resolved; UserError if unset or missing."""
-    if not cfg.TRAIN.PRETRAINED:
-        raise UserError("no checkpoint to evaluate: pass --checkpoint PATH (or set TRAIN.PRETRAINED)")
-    path = resolve_path(cfg, cfg.TRAIN.PRETRAINED)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path} (pass --checkpoint PATH; the official GLoT weights "
-                        f"come from the release's Google Drive folder, see README 'Real data')")
-    return path
+def required_files(cfg, spec: EvalSetSpec, gendered: bool) -> list[NeededFile]:
+    """Every file an evaluation reads: the GLoT weights, the test database and the SMPL assets (with the
+    gendered models for ``EVAL.GENDERED_MPVPE``, with ``J_regressor_h36m`` for the 14 LSP joints)."""
+    genders = GENDERS if gendered else ('neutral',)
+    return [glot_weights_file(cfg), database_file(cfg, spec.files_key, 'TEST'),
+            *body_model_files(cfg, genders, h36m_regressor=spec.lsp_joints)]
 
 
 def default_output_dir(cfg, dataset: str) -> Path:
@@ -58,17 +56,16 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     """
     spec = eval_set_spec(dataset)
     protocols = list(cfg.EVAL.PROTOCOLS)
-    ckpt = checkpoint_path(cfg)
+    gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
+    check_files(cfg, required_files(cfg, spec, gendered), 'evaluate')
+    ckpt = resolve_path(cfg, cfg.TRAIN.PRETRAINED)
     db_file = db_path(cfg, spec.files_key, 'TEST')
-    if not db_file.is_file():
-        raise missing_file_error(db_file, spec.files_key)
     device = resolve_device(cfg.DEVICE)
     model = build_model(cfg)
     load_checkpoint(model, ckpt, cfg)
     model.to(device).eval()
     # the model's body model is the neutral SMPL from the user's files, like the official GT model
     smpl = model.smpl if spec.mpvpe else None
-    gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
     gendered_smpl = {g: build_smpl(cfg, g) for g in ('male', 'female')} if gendered else None
     j_regressor = load_h36m_regressor(cfg) if spec.lsp_joints else None
     db = load_db(db_file, spec.files_key, 'TEST')
@@ -86,7 +83,7 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
         seconds = time.perf_counter() - start
         info = {'dataset': dataset, 'checkpoint': str(ckpt), 'config': cfg_file, 'database': str(db_file),
                 'device': str(device), 'frames': result.num_frames, 'sequences': result.num_sequences,
-                'protocols': protocols, 'seconds': round(seconds, 3), 'units': 'mm (accel_err: mm/frame^2)'}
+                'protocols': protocols, 'seconds': round(seconds, 3)}
         write_results(result, out_dir, info)
         print(format_table(result))
         logger.info('results written to %s', out_dir)

@@ -25,17 +25,12 @@ from smplx.utils import SMPLOutput, Struct
 
 from lib.core.config import resolve_path
 from lib.core.errors import UserError
+from lib.core.files import BASE_DATA_SOURCE, SMPL_SOURCES, smpl_model_path
 from lib.utils.joints import NUM_EXTRA_JOINTS, SMPL_54_TO_SPIN_49
 
 NUM_BETAS = 10
 NUM_VERTICES = 6890
 GENDERS = ('neutral', 'male', 'female')
-
-SMPL_DOWNLOAD_HINT = {
-    'neutral': "SMPLify (https://smplify.is.tue.mpg.de): rename basicModel_neutral_lbs_10_207_0_v1.0.0.pkl",
-    'male': "SMPL (https://smpl.is.tue.mpg.de): rename basicmodel_m_lbs_10_207_0_v1.0.0.pkl",
-    'female': "SMPL (https://smpl.is.tue.mpg.de): rename basicModel_f_lbs_10_207_0_v1.0.0.pkl",
-}
 
 
 class _ChumpyStub:
@@ -72,12 +67,10 @@ def smpl_model_file(model_path: str | Path, gender: str = 'neutral') -> Path:
     """
     if gender not in GENDERS:
         raise UserError(f"unknown SMPL gender '{gender}'; use one of {', '.join(GENDERS)}")
-    path = Path(model_path)
-    if path.suffix != '.pkl':
-        path = path / f'SMPL_{gender.upper()}.pkl'
+    path = smpl_model_path(model_path, gender)
     if not path.is_file():
-        raise UserError(f"SMPL model file not found: {path}. Download it from {SMPL_DOWNLOAD_HINT[gender]} "
-                        f"to {path.name} and put it in {path.parent}/")
+        raise UserError(f"SMPL model file not found: {path}. It comes from {SMPL_SOURCES[gender]} to "
+                        f"{path.name}; put it in {path.parent}/")
     return path
 
 
@@ -142,8 +135,7 @@ class SMPL(SMPLLayer):
 def _load_regressor(path: str | Path, name: str, rows: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{name} not found at {path}. It ships with the GLoT/TCMR base_data "
-                        f"(README: Real data); put it in the base_data folder")
+        raise UserError(f"{name} not found at {path}. It comes from {BASE_DATA_SOURCE}")
     arr = np.load(path)
     if arr.shape != (rows, NUM_VERTICES):
         raise UserError(f"{path} has shape {arr.shape}, expected ({rows}, {NUM_VERTICES})")
@@ -166,8 +158,8 @@ def load_mean_params(cfg) -> dict[str, torch.Tensor]:
     """SPIN mean parameters: ``pose (144,)`` in 6D, ``shape (10,)``, ``cam (3,)`` float32 tensors."""
     path = resolve_path(cfg, cfg.SMPL.MEAN_PARAMS)
     if not path.is_file():
-        raise UserError(f"SMPL mean parameters not found at {path}. smpl_mean_params.npz comes with SPIN's "
-                        f"data (and the GLoT base_data download); put it in the base_data folder")
+        raise UserError(f"SMPL mean parameters not found at {path}. smpl_mean_params.npz comes from "
+                        f"{BASE_DATA_SOURCE}")
     with np.load(path) as npz:
         missing = {'pose', 'shape', 'cam'} - set(npz.files)
         if missing:

@@ -15,9 +15,9 @@ import torchvision
 
 from lib.models.regressor import IterativeRegressor
 from lib.core.errors import UserError
+from lib.core.files import SPIN_SOURCE
 
-SPIN_SOURCE = ("spin_model_checkpoint.pth.tar comes with SPIN's data (github.com/nkolot/SPIN, "
-               "fetch_data.sh) and the GLoT/TCMR base_data download")
+SPIN_HINT = f"spin_model_checkpoint.pth.tar comes from {SPIN_SOURCE}"
 REGRESSOR_KEYS = ('init_pose', 'init_shape', 'init_cam', 'fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias',
                   'decpose.weight', 'decpose.bias', 'decshape.weight', 'decshape.bias', 'deccam.weight',
                   'deccam.bias')
@@ -32,15 +32,15 @@ def read_spin_state(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"SPIN checkpoint not found: {path}. {SPIN_SOURCE}; put it there or set "
-                        f"TRAIN.PRETRAINED_REGRESSOR")
+        raise UserError(f"SPIN checkpoint not found: {path}. It comes from {SPIN_SOURCE}; put it there or "
+                        f"set TRAIN.PRETRAINED_REGRESSOR")
     try:
         ckpt = torch.load(path, map_location='cpu', weights_only=False)
     except Exception as err:   # torch.load raises many types for truncated or foreign files
         raise UserError(f"cannot read SPIN checkpoint {path}: {' '.join(str(err).split())[:200]}") from None
     state = ckpt.get('model') if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
-        raise UserError(f"{path} is not a SPIN checkpoint (no 'model' state dict); {SPIN_SOURCE}")
+        raise UserError(f"{path} is not a SPIN checkpoint (no 'model' state dict); {SPIN_HINT}")
     return {key.removeprefix('module.'): value for key, value in state.items()}
 
 
@@ -51,7 +51,7 @@ def _check_keys(path, state: dict, model_state: dict, keys) -> None:
     if missing or wrong:
         detail = '; '.join(filter(None, [f"missing {', '.join(missing[:6])}" if missing else '',
                                          f"shape mismatch {', '.join(wrong[:6])}" if wrong else '']))
-        raise UserError(f"{path} does not look like a SPIN checkpoint ({detail}); {SPIN_SOURCE}")
+        raise UserError(f"{path} does not look like a SPIN checkpoint ({detail}); {SPIN_HINT}")
 
 
 def load_spin_regressor(regressor: IterativeRegressor, path: str | Path) -> None:
@@ -102,6 +102,6 @@ def load_hmr(path: str | Path, device: torch.device | str = 'cpu') -> HMR:
     _check_keys(path, state, own, [k for k in own if not k.endswith('num_batches_tracked')])
     unexpected = [k for k in state if k not in own]
     if unexpected:
-        raise UserError(f"{path} has keys HMR does not know ({', '.join(unexpected[:6])}); {SPIN_SOURCE}")
+        raise UserError(f"{path} has keys HMR does not know ({', '.join(unexpected[:6])}); {SPIN_HINT}")
     model.load_state_dict(state, strict=False)
     return model.to(device).eval()

@@ -13,6 +13,7 @@ split across ranks. Only rank 0 writes files.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import signal
@@ -25,8 +26,10 @@ import torch
 import torch.distributed as dist
 
 from lib.core.checks import config_differences
-from lib.core.config import ConfigError, db_path, load_config_text, resolve_path
+from lib.core.config import ConfigError, load_config_text
 from lib.core.errors import UserError
+from lib.core.files import NeededFile, body_model_files, database_file, spin_checkpoint_file
+from lib.core.files import check_files as check_needed_files
 from lib.core.io import RunLock, atomic_write, prepare_output_dir
 from lib.core.logs import log_file
 from lib.dataset.loaders import batch_split, build_train_loaders, build_val_dataset
@@ -80,22 +83,17 @@ def resume_path(cfg, out_dir: Path, required: bool = False) -> Path | None:
     return path
 
 
-def required_files(cfg, fresh: bool) -> list[tuple[str, Path]]:
-    """``(what, path)`` of every file training reads: SMPL assets, the SPIN checkpoint (``fresh`` runs),
-    the training databases with a non-zero batch share and the validation database."""
-    smpl_dir = resolve_path(cfg, cfg.SMPL.MODEL_DIR)
-    files = [('SMPL neutral model', smpl_dir if smpl_dir.suffix == '.pkl' else smpl_dir / 'SMPL_NEUTRAL.pkl'),
-             ('SMPL mean parameters', resolve_path(cfg, cfg.SMPL.MEAN_PARAMS)),
-             ('J_regressor_extra', resolve_path(cfg, cfg.SMPL.J_REGRESSOR_EXTRA)),
-             ('J_regressor_h36m', resolve_path(cfg, cfg.SMPL.J_REGRESSOR_H36M))]
+def required_files(cfg, fresh: bool) -> list[NeededFile]:
+    """Every file training reads: SMPL assets, the SPIN checkpoint (``fresh`` runs), the training databases
+    with a non-zero batch share and the validation database."""
+    files = body_model_files(cfg, h36m_regressor=True)
     if fresh:
-        files.append(('SPIN checkpoint (TRAIN.PRETRAINED_REGRESSOR)',
-                      resolve_path(cfg, cfg.TRAIN.PRETRAINED_REGRESSOR)))
+        files.append(spin_checkpoint_file(cfg))
     n_2d, n_3d = batch_split(cfg.TRAIN.BATCH_SIZE, cfg.TRAIN.DATA_2D_RATIO)
     for names, n in ((cfg.TRAIN.DATASETS_2D, n_2d), (cfg.TRAIN.DATASETS_3D, n_3d)):
         if n > 0:
-            files += [(f'{name} training database', db_path(cfg, name, 'TRAIN')) for name in names]
-    files.append((f'{cfg.TRAIN.DATASET_EVAL} validation database', db_path(cfg, cfg.TRAIN.DATASET_EVAL, 'VAL')))
+            files += [database_file(cfg, name, 'TRAIN') for name in names]
+    files.append(database_file(cfg, cfg.TRAIN.DATASET_EVAL, 'VAL'))
     return files
 
 
@@ -118,12 +116,9 @@ def check_resume_settings(cfg, path: Path) -> None:
 
 
 def check_files(cfg, fresh: bool) -> None:
-    """Raise one :class:`UserError` naming every missing file, before anything is built or trained."""
-    missing = [f'{what} {path}' for what, path in required_files(cfg, fresh) if not path.is_file()]
-    if missing:
-        raise UserError(f"{len(missing)} file(s) needed for training are missing, nothing was trained: "
-                        f"{'; '.join(missing)}. README 'Real data' says where each one comes from (DATA_ROOT "
-                        f"{resolve_path(cfg, '.').resolve()})")
+    """Raise one :class:`~lib.core.files.MissingFilesError` listing every missing file, before anything is
+    built or trained."""
+    check_needed_files(cfg, required_files(cfg, fresh), 'train')
 
 
 def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -228,7 +223,11 @@ def _train(cfg, ctx: DistContext, device: torch.device, out_dir: Path, resume: P
         if result['stop_signal'] is not None:
             logger.info('stopped by %s at epoch %d step %d; resume with --resume',
                         signal.Signals(result['stop_signal']).name, result['epoch'] + 1, result['iteration'])
-        else:
+        elif math.isfinite(result['best_pa_mpjpe']):
             logger.info('training done: best validation PA-MPJPE %.2f mm (%s)', result['best_pa_mpjpe'],
                         out_dir / BEST_CHECKPOINT)
+        else:
+            logger.info('training done without validation (TRAIN.val_epoch %d > END_EPOCH %d), so no %s; the '
+                        'last weights are in %s', cfg.TRAIN.val_epoch, cfg.TRAIN.END_EPOCH, BEST_CHECKPOINT,
+                        out_dir / CHECKPOINT)
         return result

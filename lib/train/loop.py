@@ -4,11 +4,12 @@ Order of events in one epoch (:meth:`Trainer.fit`):
 
 1. ``NUM_ITERS_PER_EPOCH`` steps. One step: next (2D, 3D) batch (2D clips first) -> forward with masking
    (``is_train=True``) -> :class:`~lib.train.loss.GLoTLoss` -> finite check (stops *before* any update, with
-   the step and the first non-finite term) -> backward -> optimizer step -> TensorBoard scalars, tqdm
-   running loss -> ``after_step`` hook -> stop request (SIGINT / SIGTERM) honoured here.
+   the step and the first non-finite term) -> backward -> optimizer step -> TensorBoard scalars (every loss
+   term and the lr, per step), tqdm running loss on a terminal, else a log line every ``TRAIN.LOG_EVERY``
+   steps (loss, lr, it/s, time left) -> ``after_step`` hook -> stop request (SIGINT / SIGTERM) honoured here.
 2. Validation (:mod:`lib.train.validation`) on the ``TRAIN.DATASET_EVAL`` VAL file when
-   ``epoch + 1 >= val_epoch`` (as the release): MPJPE, PA-MPJPE, PVE, ACCEL, ACCEL_ERR in mm.
-3. The learning rate of the finished epoch is logged, the schedule steps to the next epoch.
+   ``epoch + 1 >= val_epoch`` (as the release): mpjpe, pa_mpjpe, mpvpe, accel, accel_err in mm.
+3. The schedule steps to the next epoch.
 4. ``checkpoint.pth.tar`` is written (every epoch), and copied to ``model_best.pth.tar`` when PA-MPJPE is the
    lowest so far. Both are written atomically and have the official layout (``epoch``, ``gen_state_dict``,
    ``performance``, ``gen_optimizer``) plus ``scheduler``, ``grad_scaler``, ``config`` and ``trainer`` (next
@@ -25,6 +26,7 @@ discards it), optional AMP / ``torch.compile`` (off by default).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import signal
@@ -47,6 +49,7 @@ from lib.train.loss import GLoTLoss
 from lib.train.rng import rng_state, seed_everything, set_rng_state
 from lib.train.schedule import WarmupCosineLR
 from lib.train.validation import validate
+from lib.utils.metrics import METRIC_UNITS
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,10 @@ CHECKPOINT = 'checkpoint.pth.tar'
 BEST_CHECKPOINT = 'model_best.pth.tar'
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 TARGET_3D_KEYS = ('kp_3d', 'theta', 'w_3d', 'w_smpl')
+# DDP without per-step buffer broadcasts (newer torch renamed the argument and warns about the old name).
+NO_BUFFER_SYNC = ({'forward_sync_buffers': False}
+                  if 'forward_sync_buffers' in inspect.signature(DistributedDataParallel).parameters
+                  else {'broadcast_buffers': False})
 
 
 class NonFiniteLossError(UserError):
@@ -125,8 +132,7 @@ class Trainer:
             # gradient, and DDP must know that every step. The buffers (SMPL, mean parameters) are constants,
             # identical on every rank: no need to broadcast them each step.
             ids = [self.device.index] if self.device.type == 'cuda' else None
-            wrapped = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True,
-                                              broadcast_buffers=False)
+            wrapped = DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True, **NO_BUFFER_SYNC)
         if compile_model:
             wrapped = torch.compile(wrapped)
         return wrapped
@@ -232,6 +238,8 @@ class Trainer:
                    disable=None if self.progress is None else not self.progress, dynamic_ncols=True, leave=False)
         start = time.perf_counter()
         first = self.iteration
+        lr = self.scheduler.get_last_lr()[0]
+        log_every = self.cfg.TRAIN.LOG_EVERY if bar.disable and self.ctx.is_main else 0
         while self.iteration < self.num_iters:
             values, stop = self.train_step()
             totals.append(values[0])
@@ -240,6 +248,9 @@ class Trainer:
             if self.writer is not None:
                 for name, value in zip(self.value_names, values):
                     self.writer.add_scalar(f'train/{name}', value, self.global_step)
+                self.writer.add_scalar('train/lr', lr, self.global_step)
+            if log_every and self.iteration % log_every == 0:
+                self._log_progress(self.iteration - first, time.perf_counter() - start, lr)
             bar.update(1)
             bar.set_postfix(loss=f'{sum(totals) / len(totals):.3f}')
             if self.after_step is not None:
@@ -249,8 +260,19 @@ class Trainer:
         bar.close()
         steps = self.iteration - first
         if steps:
-            logger.info('epoch %d/%d: %d steps, %.2f it/s, mean loss %.4f', self.epoch + 1, self.end_epoch, steps,
-                        steps / (time.perf_counter() - start), sum(totals) / len(totals))
+            logger.info('epoch %d/%d: %d steps, %.2f it/s, mean loss %.4f, lr %.3g', self.epoch + 1, self.end_epoch,
+                        steps, steps / (time.perf_counter() - start), sum(totals) / len(totals), lr)
+
+    def _log_progress(self, steps: int, seconds: float, lr: float) -> None:
+        """One progress line: position, running mean loss, lr, speed of this session's ``steps`` steps in
+        ``seconds``, and the training time left in the epoch and in the run (validation not included)."""
+        rate = steps / seconds
+        left = self.num_iters - self.iteration
+        run_left = left + (self.end_epoch - self.epoch - 1) * self.num_iters
+        logger.info('epoch %d/%d step %d/%d: loss %.4f, lr %.3g, %.2f it/s, left: epoch %s, run %s',
+                    self.epoch + 1, self.end_epoch, self.iteration, self.num_iters,
+                    sum(self.epoch_losses) / len(self.epoch_losses), lr, rate, _duration(left / rate),
+                    _duration(run_left / rate))
 
     def train_step(self) -> tuple[list[float], bool]:
         """One optimisation step (the model must be in train mode).
@@ -311,8 +333,6 @@ class Trainer:
             if is_best:
                 self.best_performance = val['pa_mpjpe']
                 self.best_epoch = epoch
-        if self.writer is not None:
-            self.writer.add_scalar('train/lr', record['lr'], epoch + 1)
         self.history.append(record)
         self.scheduler.step()
         self.epoch += 1
@@ -356,10 +376,10 @@ class Trainer:
 
     def _log_validation(self, val: dict[str, float], step: int) -> None:
         logger.info('validation after epoch %d: %s', step,
-                    ', '.join(f'{k.upper()} {v:.2f}' for k, v in val.items()) + ' (mm)')
+                    ', '.join(f'{k} {v:.2f} {METRIC_UNITS[k]}' for k, v in val.items()))
         if self.writer is not None:
             for key, value in val.items():
-                self.writer.add_scalar(f'val/{key}_mm', value, step)
+                self.writer.add_scalar(f'val/{key}', value, step)
 
     # ----------------------------------------------------------------------------------------- helpers
     def _autocast(self):
@@ -427,6 +447,13 @@ def _saved_epoch(path: Path) -> int | None:
         return int(torch.load(path, map_location='cpu', weights_only=False, mmap=True)['epoch'])
     except Exception:   # missing, truncated or foreign: treated as not holding any epoch
         return None
+
+
+def _duration(seconds: float) -> str:
+    """``h:mm:ss`` (or ``m:ss`` under an hour)."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f'{hours}:{minutes:02d}:{secs:02d}' if hours else f'{minutes}:{secs:02d}'
 
 
 def _amp_dtype(name: str, device: torch.device):

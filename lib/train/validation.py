@@ -1,8 +1,8 @@
 """Validation during training: the released trainer's protocol on the validation windows (middle frame).
 
 Unlike ``evaluate.py`` (one prediction per test frame), the released trainer validates one prediction per
-validation *window* (stride ``SEQLEN``), pools the windows into one sequence and reports MPJPE, PA-MPJPE, PVE,
-ACCEL and ACCEL_ERR in mm. Joints are centred and scored by the same functions as the evaluation
+validation *window* (stride ``SEQLEN``), pools the windows into one sequence and reports mpjpe, pa_mpjpe, mpvpe
+(the release's PVE), accel and accel_err (:data:`lib.utils.metrics.METRIC_UNITS`). Joints are centred and scored by the same functions as the evaluation
 (:func:`lib.utils.metrics.scored_joints`, :func:`lib.utils.metrics.joint_errors`); ground-truth meshes come
 from :func:`lib.models.params.smpl_from_axis_angle`.
 """
@@ -38,8 +38,8 @@ def validate(model: torch.nn.Module, dataset, *, batch_size: int, device: torch.
         autocast: makes the mixed-precision context of the forward pass (default: none).
         ctx: batches are split across ranks and gathered in order.
     Returns:
-        ``mpjpe``, ``pa_mpjpe``, ``pve`` (NaN without SMPL labels) and, with 3 windows or more, ``accel`` and
-        ``accel_err``, in mm.
+        ``mpjpe``, ``pa_mpjpe``, ``mpvpe`` (NaN without SMPL labels) and, with 3 windows or more, ``accel`` and
+        ``accel_err``, in mm (accelerations in mm/frame^2).
     """
     was_training = model.training
     model.eval()
@@ -80,12 +80,12 @@ def _validation_batch(model: torch.nn.Module, batch: dict, device: torch.device,
 
 
 def validation_metrics(pred: torch.Tensor, gt: torch.Tensor, pve: torch.Tensor) -> dict[str, float]:
-    """MPJPE, PA-MPJPE, PVE, ACCEL, ACCEL_ERR in mm from centred ``(N, J, 3)`` joints and ``(N,)`` vertex
-    errors (metres), N windows in order (the released trainer pools them into one sequence)."""
+    """mpjpe, pa_mpjpe, mpvpe, accel, accel_err in mm (mm/frame^2) from centred ``(N, J, 3)`` joints and
+    ``(N,)`` vertex errors (metres), N windows in order (the released trainer pools them into one sequence)."""
     errors = metrics.joint_errors(pred, gt)
     out = {'mpjpe': errors['mpjpe'].mean().item() * M_TO_MM,
            'pa_mpjpe': errors['pa_mpjpe'].mean().item() * M_TO_MM,
-           'pve': pve.mean().item() * M_TO_MM}
+           'mpvpe': pve.mean().item() * M_TO_MM}
     if len(pred) >= 3:
         accel = torch.linalg.vector_norm(pred[:-2] - 2 * pred[1:-1] + pred[2:], dim=-1).mean()
         out['accel'] = accel.item() * M_TO_MM

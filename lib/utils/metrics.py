@@ -20,6 +20,10 @@ import torch
 from lib.utils.joints import COMMON_LHIP, COMMON_RHIP, MPII3D_TEST_PELVIS, perm_indices
 
 M_TO_MM = 1000.0
+# The one spelling of each reported metric (results.json, per_sequence.csv, the printed table, the training log
+# and TensorBoard) and its unit once converted: accel is the predicted joints' acceleration (training
+# validation only), accel_err its error against the ground truth.
+METRIC_UNITS = {'pa_mpjpe': 'mm', 'mpjpe': 'mm', 'mpvpe': 'mm', 'accel': 'mm/frame^2', 'accel_err': 'mm/frame^2'}
 _SPIN_TO_COMMON = perm_indices('spin', 'common')
 _SPIN_TO_MPII3D_TEST = perm_indices('spin', 'mpii3d_test')
 

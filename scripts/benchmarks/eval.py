@@ -6,7 +6,8 @@
 
 Generates (once per ``--root``) the SMPL stand-ins, a 3DPW test database in the released format and a
 checkpoint of a randomly initialised GLoT (Table-1 3DPW architecture), then runs ``python evaluate.py`` as a
-subprocess and reports its wall time (start-up included) and the evaluation time it records.
+subprocess (its output, progress bar included, goes to the console) and reports its wall time (start-up
+included) and the evaluation time it records.
 
 ``--official-harness DIR`` also runs the released evaluate.py through the reference harness
 (``official_eval.py`` in the folder given) on the same database, checkpoint and SMPL files, reports its wall
@@ -61,8 +62,9 @@ def run(args) -> None:
     print(f"generated 3DPW test set: {info['sequences']} sequences, {info['frames']} frames; device {info['device']}")
     print(f"ours:     evaluate.py wall {ours_wall:8.1f} s (evaluation {info['seconds']:.1f} s, "
           f"{info['frames'] / info['seconds']:.0f} frames/s)")
+    units = info['units']
     for row, values in ours.items():
-        print(f"          {row:<10} " + '  '.join(f'{k} {v:.4f}' for k, v in values.items() if v is not None))
+        print(f"          {row:<10} " + '  '.join(f'{k} {v:.4f} {units[k]}' for k, v in values.items() if v is not None))
     if not args.official_harness:
         return
     official_json = root / 'official' / 'results.json'
@@ -91,6 +93,7 @@ def prepare(root: Path, sequences: int, frames: int) -> Path:
     stamp = root / 'preprocessed_data' / 'size.json'
     size = {'sequences': sequences, 'frames': frames}
     if not db.is_file() or not stamp.is_file() or json.loads(stamp.read_text()) != size:
+        print(f'generating a 3DPW test set of {sequences} x {frames} frames in {root} (once)', flush=True)
         make_synthetic_data(root, seed=0, sizes={'3dpw_test': (sequences, frames)}, only=('3dpw_test',),
                             raw_3dpw=False)
         atomic_write(stamp, json.dumps(size))
@@ -108,11 +111,13 @@ def prepare(root: Path, sequences: int, frames: int) -> Path:
 
 
 def timed(cmd: list[str], cwd: Path) -> float:
+    """Wall seconds of ``cmd``, run with its output on the console."""
+    print(f"\n$ {' '.join(cmd)}", flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, cwd=cwd)
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:3])} ... failed ({proc.returncode}):\n{proc.stdout[-3000:]}")
+        raise SystemExit(f"{' '.join(cmd[:3])} ... failed with exit status {proc.returncode} (output above)")
     return seconds
 
 
