@@ -35,6 +35,7 @@ from lib.core.config import load_config  # noqa: E402
 from lib.core.errors import ConfigError, UserError  # noqa: E402
 from lib.core.io import OutputError, RunLock, prepare_output_dir  # noqa: E402
 from lib.demo.cache import video_key  # noqa: E402
+from lib.demo.pipeline import DemoOptions, run_demo  # noqa: E402
 from lib.demo.video import FrameReader  # noqa: E402
 from lib.eval.run import run_evaluation  # noqa: E402
 from lib.models import build_model, load_checkpoint, save_checkpoint  # noqa: E402
@@ -44,6 +45,7 @@ from lib.train.launch import train  # noqa: E402
 from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT  # noqa: E402
 from scripts.make_synthetic_assets import make_synthetic_assets  # noqa: E402
 from scripts.make_synthetic_data import make_synthetic_data  # noqa: E402
+from scripts.make_synthetic_video import make_synthetic_video  # noqa: E402
 
 # A GLoT small enough that a training step takes a fraction of a second on 2 CPU cores.
 TINY = {
@@ -317,6 +319,27 @@ def case_replaced_frames_invalidate_the_cache(ws: Workspace) -> None:
     old = time.time() - 3600
     os.utime(replaced, (old, old))
     assert video_key(FrameReader(folder).info) != before
+
+
+def case_demo_rerun_removes_outputs_it_does_not_rewrite(ws: Workspace) -> None:
+    """A demo rerun with --no_render removes the earlier run's overlay video instead of leaving it beside
+    the new results; an output folder below a file is refused before any work."""
+    folder = ws.folder('demo_rerun')
+    boxes = folder / 'boxes.csv'
+    video = make_synthetic_video(folder / 'walk.mp4', ws.root, num_frames=20, width=160, height=120, body_height_px=90,
+                                 bbox_file=boxes)
+    path, _ = ws.checkpoint('demo.pth.tar')
+    cfg = ws.cfg(**{'DEMO.MIN_TRACK_LEN': 10})
+    out = folder / 'out'
+    run_demo(cfg, video.path, out, DemoOptions(bbox_file=str(boxes)), checkpoint=path)
+    overlay = out / 'walk' / 'walk_glot_output.mp4'
+    assert overlay.is_file()
+    run_demo(cfg, video.path, out, DemoOptions(bbox_file=str(boxes), render=False), checkpoint=path)
+    assert not overlay.exists() and (out / 'walk' / 'glot_output.pkl').is_file()
+    blocker = folder / 'not_a_folder'
+    blocker.write_text('a file')
+    with refused('is a file', OutputError):
+        run_demo(cfg, video.path, blocker / 'out', DemoOptions(bbox_file=str(boxes)), checkpoint=path)
 
 
 def case_run_lock_names_the_holder(ws: Workspace) -> None:

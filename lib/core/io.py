@@ -128,6 +128,23 @@ def prepare_output_dir(folder: str | os.PathLike) -> Path:
     return folder
 
 
+def probe_output_dir(folder: str | os.PathLike) -> None:
+    """Check, without creating anything, that ``folder`` can be created and written: its nearest existing
+    ancestor must be a folder that takes a (removed again) probe file.
+
+    Raises:
+        OutputError: a path component is a file, or the folder that would hold the outputs cannot be written.
+    """
+    folder = Path(folder)
+    existing = _existing_parent(folder)
+    if not existing.is_dir():
+        raise OutputError(f"cannot write into {folder}: {existing} is a file, not a folder; choose another output "
+                          "folder")
+    probe = existing / '.write_probe'
+    atomic_write(probe, 'probe\n')
+    probe.unlink(missing_ok=True)
+
+
 class RunLock:
     """An exclusive ``fcntl`` lock on ``<folder>/.lock`` held for a run's life (released by the kernel if the
     process dies). A second process asking for the same folder gets one line naming the holder's pid.

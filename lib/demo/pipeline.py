@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device
 from lib.core.files import NeededFile, body_model_files, check_files, glot_weights_file, spin_checkpoint_file
+from lib.core.io import probe_output_dir
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
 from lib.demo.camera import camera_outputs, focal_length
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
@@ -356,6 +358,8 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
                 f"({fps_source})")
     if predictor is None:
         weight_files(cfg, checkpoint, options.gender)
+    if output_dir is not None:
+        probe_output_dir(output_dir)
     cache = StageCache((output_dir or Path()) / 'cache', enabled=cfg.DEMO.CACHE and output_dir is not None)
 
     with watch.stage('detection'):
@@ -397,6 +401,8 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     if options.render or options.save_obj:
         with watch.stage('render'):
             files += _render(cfg, reader, info, results, predictor.faces, output_dir, name, options, num_frames)
+    if output_dir is not None:
+        _remove_stale_outputs(output_dir, name, files)
     result = DemoResult(results, output_dir, files, dict(watch.seconds), num_frames, info.fps)
     _log_summary(result)
     return result
@@ -522,6 +528,23 @@ def render_frame(renderer: MeshRenderer, writer: VideoWriter | None, frame: np.n
         if options.sideview:
             image = np.concatenate([image, renderer.render(np.zeros_like(frame), meshes, side_view=True)], axis=1)
         writer.write(image)
+
+
+def _remove_stale_outputs(output_dir: Path, name: str, written: list[Path]) -> None:
+    """Delete the outputs an earlier run left in ``output_dir`` that this run did not rewrite (e.g. the overlay
+    video of a rerun with ``--no_render``, the BVH files of people no longer tracked), and say which."""
+    kept = {Path(p).resolve() for p in written}
+    earlier = [output_dir / RESULTS_FILE, output_dir / f'{name}_glot_output.mp4', output_dir / f'{name}_glot.glb',
+               output_dir / 'meshes', *sorted((output_dir / 'bvh').glob('*.bvh'))]
+    stale = [p for p in earlier if p.exists() and p.resolve() not in kept]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    if stale:
+        logger.info('removed outputs of an earlier run that this run did not rewrite: '
+                    + ', '.join(str(p.relative_to(output_dir)) for p in stale))
 
 
 @contextmanager
