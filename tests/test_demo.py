@@ -13,8 +13,8 @@ import demo as demo_cli
 from lib.core.cli import run_main
 from lib.core.config import REPO_ROOT, load_config
 from lib.demo.camera import CAMERA_KEYS
-from lib.demo.pipeline import (RESULT_KEYS, DemoOptions, GLoTPredictor, build_tracks, report_camera_scale, run_demo,
-                               window_indices)
+from lib.demo.inference import RESULT_KEYS, GLoTPredictor, window_indices
+from lib.demo.pipeline import DemoOptions, build_tracks, report_camera_scale, run_demo
 from lib.demo import detection
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.core.errors import UserError

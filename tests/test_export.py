@@ -16,7 +16,8 @@ from lib.demo.camera import CAMERA_KEYS
 from lib.demo.export import write_exports
 from lib.demo.export.bvh import continuous_euler
 from lib.demo.export.motion import EXPORT_FRAMES, body_motion
-from lib.demo.pipeline import RESULT_KEYS, DemoOptions, run_demo
+from lib.demo.inference import RESULT_KEYS
+from lib.demo.pipeline import DemoOptions, run_demo
 from lib.demo.smoothing import OneEuro
 from lib.models import build_model, save_checkpoint
 from lib.models.smpl import SMPL

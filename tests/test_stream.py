@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from lib.core.config import load_config
-from lib.demo.pipeline import DemoOptions, run_demo, window_indices
+from lib.demo.inference import window_indices
+from lib.demo.pipeline import DemoOptions, run_demo
 from lib.demo.stream import STREAM_FILE, OnlineGLoT
 from scripts.make_synthetic_video import make_synthetic_video
 from test_demo import CONFIG, SMALL_MODEL, _cli, _video_frames

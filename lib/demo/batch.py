@@ -37,7 +37,8 @@ import torch
 from lib.core.errors import UserError
 from lib.core.io import atomic_write
 from lib.demo.cache import file_key, video_key
-from lib.demo.pipeline import DemoOptions, DemoResult, GLoTPredictor, run_demo, weight_files
+from lib.demo.inference import GLoTPredictor, weight_files
+from lib.demo.pipeline import DemoOptions, DemoResult, run_demo
 from lib.demo.video import IMAGE_EXTENSIONS, FrameReader
 
 logger = logging.getLogger(__name__)

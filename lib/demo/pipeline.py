@@ -1,6 +1,6 @@
 """The demo pipeline: a video in, tracked SMPL meshes, a results file and an overlay video out.
 
-Stages (spec B.8, each with a tqdm bar and a line in the timing summary):
+Stages (each with a tqdm bar and a line in the timing summary):
 
 1. **detection**: person boxes per frame from a detector (``lib/demo/detection.py``) or a ``--bbox_file``.
 2. **tracking**: the SORT-style Kalman tracker with a colour cue (``lib/demo/tracking.py``), gaps filled and
@@ -18,8 +18,8 @@ Stages (spec B.8, each with a tqdm bar and a line in the timing summary):
 Each person's result has the official ``RESULT_KEYS`` and, beside them, the camera-space ``CAMERA_KEYS`` of
 ``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``).
 
-:class:`GLoTPredictor` holds the two networks and runs stages 3-4 on given tracks; :func:`run_demo` runs
-everything for one video and writes the outputs. Outputs are only written once the input has been checked
+:class:`lib.demo.inference.GLoTPredictor` holds the two networks and runs stages 3-4 on given tracks;
+:func:`run_demo` runs everything for one video and writes the outputs. Outputs are only written once the input has been checked
 and a person was found; every file is written under a temporary name and renamed into place.
 """
 from __future__ import annotations
@@ -33,21 +33,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device
-from lib.core.files import NeededFile, body_model_files, check_files, glot_weights_file, spin_checkpoint_file
 from lib.core.io import probe_output_dir
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
-from lib.demo.camera import camera_outputs, focal_length
+from lib.demo.camera import focal_length
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
 from lib.demo.export import check_export_formats, write_exports
+from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
 from lib.core.errors import UserError
-from lib.utils.geometry import convert_crop_cam_to_orig_img
-from lib.utils.img_utils import crop_patch, normalize_images
 from lib.demo.renderer import Mesh, MeshRenderer, track_color, write_obj
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
@@ -58,7 +55,6 @@ from lib.models.smpl import GENDERS
 logger = logging.getLogger(__name__)
 
 STAGES = ('detection', 'tracking', 'features', 'model', 'export', 'render')
-RESULT_KEYS = ('pred_cam', 'orig_cam', 'verts', 'pose', 'betas', 'joints3d', 'joints2d', 'bboxes', 'frame_ids')
 RESULTS_FILE = 'glot_output.pkl'
 
 
@@ -80,22 +76,6 @@ class DemoOptions:
 
 
 @dataclass
-class PersonTrack:
-    """A track ready for the networks: ``frames (n,)`` int64, square boxes ``bboxes (n, 4)`` cx, cy, w, h
-    (pixels, before the crop scale) and ``filled (n,)`` bool, True where the box was interpolated over a gap
-    rather than detected (all False when not given)."""
-
-    track_id: int
-    frames: np.ndarray
-    bboxes: np.ndarray
-    filled: np.ndarray | None = None
-
-    def __post_init__(self):
-        if self.filled is None:
-            self.filled = np.zeros(len(self.frames), dtype=bool)
-
-
-@dataclass
 class DemoResult:
     """What :func:`run_demo` produced: the per-person results (``RESULT_KEYS`` + ``CAMERA_KEYS``), the files
     written (``output_dir`` None: none), the seconds spent per stage, and the video's frame count and rate."""
@@ -106,25 +86,6 @@ class DemoResult:
     seconds: dict[str, float] = field(default_factory=dict)
     num_frames: int = 0
     fps: float = 0.0
-
-
-def window_indices(length: int, seqlen: int = 16, padding: str = 'clamp') -> np.ndarray:
-    """Frame indices ``(length, seqlen)`` of the window predicting each frame of a track of ``length`` frames.
-
-    Window ``k`` covers frames ``k - seqlen//2 .. k + seqlen//2 - 1`` so that frame ``k`` sits at the model's
-    target index ``seqlen // 2`` (the official FeatureDataset's interior windows). Near the ends,
-    ``'clamp'`` repeats the end frames of the track, ``'repeat'`` fills the whole window with frame ``k``
-    (the official FeatureDataset for the first ``seqlen//2`` and last ``seqlen//2 - 1`` frames).
-    """
-    if padding not in ('clamp', 'repeat'):
-        raise ConfigError(f"DEMO.WINDOW_PADDING must be 'clamp' or 'repeat', got '{padding}'")
-    mid = seqlen // 2
-    target = np.arange(length)[:, None]
-    idx = target - mid + np.arange(seqlen)[None, :]
-    if padding == 'clamp':
-        return np.clip(idx, 0, length - 1)
-    inside = (idx[:, :1] >= 0) & (idx[:, -1:] <= length - 1)
-    return np.where(inside, idx, target)
 
 
 def link_tracks(detections: list[np.ndarray], demo_cfg, track_ids: list[np.ndarray] | None = None,
@@ -166,150 +127,6 @@ def _tracks_from_ids(detections: list[np.ndarray], track_ids: list[np.ndarray]) 
             per_id.setdefault(int(tid), []).append((frame, det))
     return [Track(tid, np.array([f for f, _ in rows], dtype=np.int64), np.array([d[:4] for _, d in rows]),
                   np.array([d[4] for _, d in rows])) for tid, rows in sorted(per_id.items())]
-
-
-def required_files(cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral') -> list[NeededFile]:
-    """Every file the demo reads besides its input: the GLoT weights (``checkpoint``, relative to the current
-    folder, or ``TRAIN.PRETRAINED``), the SPIN checkpoint (``TRAIN.PRETRAINED_REGRESSOR``) and the SMPL assets
-    (with the ``gender`` body)."""
-    genders = ('neutral',) if gender == 'neutral' else ('neutral', gender)
-    return [glot_weights_file(cfg, checkpoint), spin_checkpoint_file(cfg), *body_model_files(cfg, genders)]
-
-
-def weight_files(cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral') -> tuple[Path, Path]:
-    """The GLoT and SPIN checkpoint paths, once every file of :func:`required_files` is checked to exist."""
-    check_files(cfg, required_files(cfg, checkpoint, gender), 'run the demo')
-    return glot_weights_file(cfg, checkpoint).path, spin_checkpoint_file(cfg).path
-
-
-class GLoTPredictor:
-    """GLoT and the SPIN feature extractor, loaded once; turns frames + tracks into per-person results.
-
-    Args:
-        cfg: frozen config (MODEL, SMPL files, DEMO, DEVICE, ``TRAIN.PRETRAINED_REGRESSOR`` = the SPIN
-            checkpoint).
-        checkpoint: GLoT weights, relative to the current folder; default ``cfg.TRAIN.PRETRAINED``.
-        gender: SMPL body the predicted pose and shape are decoded with (verts, joints3d); the official
-            demo does the same by swapping the local head's SMPL layer.
-    """
-
-    def __init__(self, cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral'):
-        from lib.models import build_model, load_checkpoint
-        from lib.models.smpl import build_smpl
-        from lib.models.spin import load_hmr
-
-        if gender not in GENDERS:
-            raise UserError(f"unknown gender '{gender}'; choose {', '.join(GENDERS)}")
-        ckpt, spin = weight_files(cfg, checkpoint, gender)
-        self.cfg = cfg
-        self.device = resolve_device(cfg.DEVICE)
-        self.checkpoint, self.spin_checkpoint = Path(ckpt), spin
-        self.model = build_model(cfg).eval()
-        load_checkpoint(self.model, ckpt, cfg)
-        self.hmr = load_hmr(spin, self.device)
-        # Channels-last convolutions run the ResNet ~1.5x faster on the CPU (oneDNN); same results to ~1e-6.
-        self.memory_format = torch.channels_last if self.device.type == 'cpu' else torch.contiguous_format
-        self.hmr.to(memory_format=self.memory_format)
-        self.body = build_smpl(cfg, gender).to(self.device) if gender != 'neutral' else None
-        self.faces = np.asarray(self.model.smpl.faces, dtype=np.int64)
-
-    @property
-    def seqlen(self) -> int:
-        return self.model.seqlen
-
-    @property
-    def body_model(self):
-        """The SMPL layer the results are decoded with (the gendered one, else the model's neutral one)."""
-        return self.body if self.body is not None else self.model.smpl
-
-    @torch.no_grad()
-    def features(self, frames, tracks: list[PersonTrack], progress: bool = True) -> dict[int, torch.Tensor]:
-        """SPIN features ``(n, 2048)`` float32 (CPU) per track id, from one pass over ``frames`` (BGR uint8
-        ``(H, W, 3)``): each tracked frame is decoded once and cropped around each of its boxes at
-        ``DEMO.BBOX_SCALE``; the 224 x 224 uint8 crops of all tracks are normalised and run through the
-        ResNet together, ``DEMO.FEATURE_BATCH_SIZE`` at a time (memory is bounded by that batch, whatever
-        the video's length or resolution)."""
-        scale, batch_size = self.cfg.DEMO.BBOX_SCALE, self.cfg.DEMO.FEATURE_BATCH_SIZE
-        out = {t.track_id: torch.zeros(len(t.frames), 2048) for t in tracks}
-        where: dict[int, list[tuple[int, int]]] = {}
-        for t in tracks:
-            for row, frame in enumerate(t.frames):
-                where.setdefault(int(frame), []).append((t.track_id, row))
-        boxes = {t.track_id: t.bboxes for t in tracks}
-        patches, slots = [], []
-
-        def flush():
-            images = normalize_images(np.stack(patches)).to(self.device, memory_format=self.memory_format)
-            feats = self.hmr.feature_extractor(images).float().cpu()
-            for (tid, row), feat in zip(slots, feats):
-                out[tid][row] = feat
-            patches.clear()
-            slots.clear()
-
-        total = sum(len(t.frames) for t in tracks)
-        with tqdm(total=total, desc='features', unit='crop', disable=not progress) as bar:
-            for frame_index, frame in enumerate(frames):
-                if frame_index not in where:
-                    continue
-                rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                for tid, row in where[frame_index]:
-                    patches.append(crop_patch(rgb, boxes[tid][row], scale=scale))
-                    slots.append((tid, row))
-                    if len(patches) == batch_size:
-                        bar.update(len(patches))
-                        flush()
-            if patches:
-                bar.update(len(patches))
-                flush()
-        return out
-
-    @torch.no_grad()
-    def predict(self, features: torch.Tensor, track: PersonTrack, width: int, height: int,
-                render_plain: bool = False, rows: list[int] | None = None) -> dict:
-        """Run GLoT over the windows of one track and return the official per-person dict (``RESULT_KEYS``)
-        followed by the camera-space ``CAMERA_KEYS`` (``lib/demo/camera.py``).
-
-        ``features (n, 2048)``; ``width``, ``height`` of the frames. ``render_plain`` replaces the predicted
-        crop camera by (1, 0, 0) before the conversion, as the official ``--render_plain``. ``rows``: only the
-        windows of these rows of the track (default all); the dict then has ``len(rows)`` rows.
-        """
-        idx = torch.from_numpy(window_indices(len(track.frames), self.seqlen, self.cfg.DEMO.WINDOW_PADDING))
-        if rows is not None:
-            idx = idx[rows]
-            track = PersonTrack(track.track_id, track.frames[rows], track.bboxes[rows])
-        theta, verts, joints = [], [], []
-        for start in range(0, len(idx), self.cfg.DEMO.MODEL_BATCH_SIZE):
-            windows = features[idx[start:start + self.cfg.DEMO.MODEL_BATCH_SIZE]].to(self.device)
-            out = self.model(windows, is_train=False, decode_global=False)[0][0]
-            if self.body is not None:
-                body = self.body(betas=out['theta'][:, 75:], body_pose=out['rotmat'][:, 1:],
-                                 global_orient=out['rotmat'][:, :1])
-                out = {**out, 'verts': body.vertices, 'kp_3d': body.joints}
-            theta.append(out['theta'].float().cpu())
-            verts.append(out['verts'].float().cpu())
-            joints.append(out['kp_3d'].float().cpu())
-        theta = torch.cat(theta).numpy()
-        pred_cam = theta[:, :3].copy()
-        if render_plain:
-            pred_cam[:, 0], pred_cam[:, 1:] = 1.0, 0.0
-        bboxes = track.bboxes.astype(np.float64).copy()
-        bboxes[:, 2:] *= self.cfg.DEMO.BBOX_SCALE
-        orig_cam = convert_crop_cam_to_orig_img(torch.from_numpy(pred_cam).double(), torch.from_numpy(bboxes),
-                                                width, height).numpy()
-        joints3d = torch.cat(joints).numpy()
-        return {
-            'pred_cam': pred_cam,
-            'orig_cam': orig_cam.astype(np.float32),
-            'verts': torch.cat(verts).numpy(),
-            'pose': theta[:, 3:75],
-            'betas': theta[:, 75:],
-            'joints3d': joints3d,
-            'joints2d': None,
-            'bboxes': bboxes.astype(np.float32),
-            'frame_ids': track.frames.astype(np.int64),
-            'frame_filled': track.filled.astype(bool),
-            **camera_outputs(joints3d, orig_cam, width, height, self.cfg.DEMO.FOCAL_LENGTH),
-        }
 
 
 class _Stopwatch:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lib.demo.pipeline import DemoOptions, GLoTPredictor, run_demo
+from lib.demo.inference import GLoTPredictor
+from lib.demo.pipeline import DemoOptions, run_demo
 
 
 @dataclass

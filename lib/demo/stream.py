@@ -4,7 +4,7 @@ Each frame is detected (or read from a ``--bbox_file``) and tracked causally (:c
 ``update`` per frame), its people's SPIN features go into per-track ring buffers, and when frame ``t``
 arrives the result of frame ``t - L`` is emitted, ``L = seqlen // 2`` (8 frames for GLoT's 16-frame
 windows). At the end of the stream (or Ctrl-C) the last ``L`` frames are flushed. Windows are the offline
-demo's (:func:`lib.demo.pipeline.window_indices`, ``DEMO.WINDOW_PADDING``) over a track's rows: a track's
+demo's (:func:`lib.demo.inference.window_indices`, ``DEMO.WINDOW_PADDING``) over a track's rows: a track's
 last rows are its last rows so far, which equals the offline windows whenever a track has a box in every
 frame of its span.
 
@@ -44,8 +44,8 @@ from lib.core.errors import UserError
 from lib.demo.batch import Ranks
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
-from lib.demo.pipeline import (DemoOptions, GLoTPredictor, PersonTrack, _check_settings, _nothing, render_frame,
-                               weight_files)
+from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
+from lib.demo.pipeline import DemoOptions, _check_settings, _nothing, render_frame
 from lib.demo.renderer import MeshRenderer
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes

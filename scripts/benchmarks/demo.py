@@ -64,7 +64,8 @@ def prepare(root: Path, args) -> tuple[Path, Path, Path]:
 
 def run(args) -> None:
     from lib.core.config import load_config
-    from lib.demo.pipeline import STAGES, DemoOptions, GLoTPredictor, run_demo
+    from lib.demo.inference import GLoTPredictor
+    from lib.demo.pipeline import STAGES, DemoOptions, run_demo
 
     root = Path(args.root)
     video, boxes, ckpt = prepare(root, args)
