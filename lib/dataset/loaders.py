@@ -246,3 +246,29 @@ def build_val_loader(cfg) -> DataLoader:
     batches = [list(range(i, min(i + size, len(dataset)))) for i in range(0, len(dataset), size)]
     return DataLoader(_Batches(dataset), sampler=batches, batch_size=None, num_workers=num_workers(cfg),
                       pin_memory=_pin(cfg))
+
+
+TARGET_3D_KEYS = ('kp_3d', 'theta', 'w_3d', 'w_smpl')
+
+
+def merge_batch(target_2d: dict | None, target_3d: dict | None,
+                device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+    """One batch from the 2D and 3D halves, 2D clips first (official order).
+
+    Returns:
+        ``features (B, T, 2048)``, the loss target (``kp_2d (B, T, 49, 3)``, ``kp_3d (B, T, 49, 3)``,
+        ``theta (B, T, 85)``, ``w_3d`` / ``w_smpl`` ``(B, T)``; 2D clips get zero 3D targets and weights) and
+        the number of 2D clips.
+    """
+    parts = [p for p in (target_2d, target_3d) if p is not None]
+    features = torch.cat([p['features'] for p in parts]).to(device, non_blocking=True)
+    target = {'kp_2d': torch.cat([p['kp_2d'] for p in parts]).to(device, non_blocking=True)}
+    n_2d = 0 if target_2d is None else len(target_2d['features'])
+    b, t = features.shape[:2]
+    shapes = {'kp_3d': (t, 49, 3), 'theta': (t, 85), 'w_3d': (t,), 'w_smpl': (t,)}
+    for key in TARGET_3D_KEYS:
+        pieces = [torch.zeros((n_2d, *shapes[key]))] if n_2d else []
+        if target_3d is not None:
+            pieces.append(target_3d[key].float())
+        target[key] = torch.cat(pieces).to(device, non_blocking=True)
+    return features, target, n_2d

@@ -31,7 +31,7 @@ import logging
 import math
 import signal
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
@@ -43,9 +43,11 @@ from tqdm import tqdm
 from lib.core.config import ConfigError
 from lib.core.errors import UserError
 from lib.core.io import atomic_copy
+from lib.dataset.loaders import merge_batch
 from lib.models import load_checkpoint, save_checkpoint
 from lib.train.distributed import DistContext, all_gather, all_reduce_sum
 from lib.train.loss import GLoTLoss
+from lib.train.signals import stop_signals
 from lib.train.rng import rng_state, seed_everything, set_rng_state
 from lib.train.schedule import WarmupCosineLR
 from lib.train.validation import validate
@@ -56,7 +58,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINT = 'checkpoint.pth.tar'
 BEST_CHECKPOINT = 'model_best.pth.tar'
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-TARGET_3D_KEYS = ('kp_3d', 'theta', 'w_3d', 'w_smpl')
 # DDP without per-step buffer broadcasts (newer torch renamed the argument and warns about the old name).
 NO_BUFFER_SYNC = ({'forward_sync_buffers': False}
                   if 'forward_sync_buffers' in inspect.signature(DistributedDataParallel).parameters
@@ -200,7 +201,7 @@ class Trainer:
     # ----------------------------------------------------------------------------------------- loop
     def fit(self) -> dict:
         """Train until ``END_EPOCH`` or a stop signal; returns :meth:`summary`."""
-        with self._stop_signals():
+        with stop_signals(self._request_stop):
             try:
                 if self.cfg.TRAIN.VAL_AT_START and self.global_step == 0 and self.iteration == 0:
                     self._log_validation(self.validate(), step=self.epoch)
@@ -387,58 +388,18 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
+    def _request_stop(self, signum: int) -> None:
+        self.stop_signal = signum
+        logger.warning('received %s: finishing the current step, then writing a checkpoint',
+                       signal.Signals(signum).name)
+
     def _stop_agreed(self) -> bool:
         """Whether any rank received a stop signal (collective under DDP)."""
         flag = float(self.stop_signal is not None)
         return all_reduce_sum(self.ctx, torch.tensor([flag], device=self.device)).item() > 0
 
-    @contextmanager
-    def _stop_signals(self):
-        """SIGINT / SIGTERM set :attr:`stop_signal` (honoured after the current step); a second SIGINT raises
-        KeyboardInterrupt at once. Previous handlers come back afterwards."""
-        def request_stop(signum, frame):
-            if signum == signal.SIGINT and self.stop_signal is not None:
-                raise KeyboardInterrupt
-            self.stop_signal = signum
-            logger.warning('received %s: finishing the current step, then writing a checkpoint',
-                           signal.Signals(signum).name)
-
-        previous = {}
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, request_stop)
-        except ValueError:          # not the main thread: no signal handling
-            previous = {}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
-
-
-def merge_batch(target_2d: dict | None, target_3d: dict | None,
-                device: torch.device) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
-    """One batch from the 2D and 3D halves, 2D clips first (official order).
-
-    Returns:
-        ``features (B, T, 2048)``, the loss target (``kp_2d (B, T, 49, 3)``, ``kp_3d (B, T, 49, 3)``,
-        ``theta (B, T, 85)``, ``w_3d`` / ``w_smpl`` ``(B, T)``; 2D clips get zero 3D targets and weights) and
-        the number of 2D clips.
-    """
-    parts = [p for p in (target_2d, target_3d) if p is not None]
-    features = torch.cat([p['features'] for p in parts]).to(device, non_blocking=True)
-    target = {'kp_2d': torch.cat([p['kp_2d'] for p in parts]).to(device, non_blocking=True)}
-    n_2d = 0 if target_2d is None else len(target_2d['features'])
-    b, t = features.shape[:2]
-    shapes = {'kp_3d': (t, 49, 3), 'theta': (t, 85), 'w_3d': (t,), 'w_smpl': (t,)}
-    for key in TARGET_3D_KEYS:
-        pieces = [torch.zeros((n_2d, *shapes[key]))] if n_2d else []
-        if target_3d is not None:
-            pieces.append(target_3d[key].float())
-        target[key] = torch.cat(pieces).to(device, non_blocking=True)
-    return features, target, n_2d
 
 
 def _saved_epoch(path: Path) -> int | None:
