@@ -2,8 +2,9 @@
 ``log.txt`` beside each run's outputs.
 
 ``train.py``, ``evaluate.py`` and ``demo.py`` call :func:`console_logging` once at start-up (through
-:func:`lib.core.cli.run_main`) and wrap their work in :func:`log_file` as soon as their output folder is
-known. Records logged with ``extra={'file_only': True}`` (the full config dump) go to the file only.
+:func:`lib.core.cli.run_main`); training and evaluation wrap their work in :func:`log_file` as soon as their
+output folder is known, the demo collects its lines with :func:`captured_log` and writes them with its
+outputs. Records logged with ``extra={'file_only': True}`` (the full config dump) go to the file only.
 """
 from __future__ import annotations
 
@@ -40,6 +41,33 @@ def console_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(FORMAT)
         package.addHandler(handler)
     package.setLevel(level)
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]):
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record):
+        self.lines.append(self.format(record))
+
+
+@contextmanager
+def captured_log() -> Iterator[list[str]]:
+    """Collect the ``lib.*`` INFO records (formatted as in ``log.txt``) while the block runs, for a log file
+    written together with a run's outputs (the demo writes nothing before it has found a person)."""
+    package = logging.getLogger(_PACKAGE)
+    old_level = package.level
+    lines: list[str] = []
+    handler = _ListHandler(lines)
+    handler.setFormatter(FORMAT)
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        yield lines
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(old_level)
 
 
 @contextmanager

@@ -38,7 +38,8 @@ import torch
 from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device
-from lib.core.io import probe_output_dir
+from lib.core.io import atomic_write, probe_output_dir
+from lib.core.logs import LOG_FILE, captured_log
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
 from lib.demo.camera import focal_length
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
@@ -147,7 +148,7 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
              predictor: GLoTPredictor | None = None) -> DemoResult:
     """Run the whole demo on one video (file or image folder) and write the outputs into
     ``output_folder/<video name>/``: ``glot_output.pkl``, ``<name>_glot_output.mp4``, ``meshes/`` (with
-    ``save_obj``), the ``export`` files and ``cache/`` (detections and features, reused when the input and
+    ``save_obj``), the ``export`` files, ``log.txt`` and ``cache/`` (detections and features, reused when the input and
     settings match). ``output_folder`` None writes nothing (no cache either; only the results are returned).
 
     Args:
@@ -159,7 +160,15 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
         UserError: missing/unreadable/empty video, bad bbox file, no person found, missing weights, a bad
             DEMO setting.
     """
-    options = options or DemoOptions()
+    with captured_log() as lines:
+        result = _run_demo(cfg, vid_file, output_folder, options or DemoOptions(), checkpoint, predictor)
+    if result.output_dir is not None:     # the run's log beside its outputs, written with them
+        result.files.append(atomic_write(result.output_dir / LOG_FILE, '\n'.join(lines) + '\n'))
+    return result
+
+
+def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, predictor) -> DemoResult:
+    """The work of :func:`run_demo`, whose log it captures."""
     _check_settings(cfg, options, output_folder is not None)
     watch = _Stopwatch()
     reader = FrameReader(vid_file, fps=cfg.DEMO.FPS or None, exact_count=options.bbox_file is not None)
