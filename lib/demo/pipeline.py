@@ -29,7 +29,7 @@ import logging
 import os
 import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,7 +169,7 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
 
 def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, predictor) -> DemoResult:
     """The work of :func:`run_demo`, whose log it captures."""
-    _check_settings(cfg, options, output_folder is not None)
+    check_settings(cfg, options, output_folder is not None)
     watch = _Stopwatch()
     reader = FrameReader(vid_file, fps=cfg.DEMO.FPS or None, exact_count=options.bbox_file is not None)
     info = reader.info
@@ -246,7 +246,7 @@ def report_camera_scale(results: dict[int, dict]) -> None:
 
 
 
-def _check_settings(cfg, options: DemoOptions, writes: bool) -> None:
+def check_settings(cfg, options: DemoOptions, writes: bool) -> None:
     """Fail before any work on settings that would only be read late in the run; ``writes`` says whether
     there is an output folder."""
     if not writes and (options.save_pkl or options.render or options.save_obj or options.export):
@@ -322,7 +322,7 @@ def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.
     video_path = output_dir / f'{name}_glot_output.mp4'
     width = info.width * (2 if options.sideview else 1)
     writer = VideoWriter(video_path, info.fps, (width, info.height)) if options.render else None
-    with writer if writer is not None else _nothing(), \
+    with writer if writer is not None else nullcontext(), \
             tqdm(total=num_frames, desc='render', unit='frame') as bar:
         for frame_index, frame in enumerate(reader):
             if frame_index >= num_frames:
@@ -371,11 +371,6 @@ def _remove_stale_outputs(output_dir: Path, name: str, written: list[Path]) -> N
     if stale:
         logger.info('removed outputs of an earlier run that this run did not rewrite: '
                     + ', '.join(str(p.relative_to(output_dir)) for p in stale))
-
-
-@contextmanager
-def _nothing():
-    yield None
 
 
 def _log_summary(result: DemoResult) -> None:

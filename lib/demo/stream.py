@@ -30,6 +30,7 @@ import os
 import re
 import time
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -45,7 +46,7 @@ from lib.demo.batch import Ranks
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
-from lib.demo.pipeline import DemoOptions, _check_settings, _nothing, render_frame
+from lib.demo.pipeline import DemoOptions, check_settings, render_frame
 from lib.demo.renderer import MeshRenderer
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes
@@ -193,7 +194,7 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
         UserError: an unreadable source, a bad box file, missing weights, a bad DEMO setting, torchrun.
     """
     options = options or DemoOptions()
-    _check_settings(cfg, options, writes=True)
+    check_settings(cfg, options, writes=True)
     if Ranks.from_env().world_size > 1:
         raise UserError('--stream runs in one process; torchrun is for --vid_file with a folder or .txt list')
     stream = StreamSource(source)
@@ -268,7 +269,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
         render_frame(renderer, writer, image, index, people, predictor.faces, output_dir, options)
 
     start = time.perf_counter()
-    with writer if writer is not None else _nothing(), open(lines_path, 'w', encoding='utf-8') as lines, \
+    with writer if writer is not None else nullcontext(), open(lines_path, 'w', encoding='utf-8') as lines, \
             tqdm(desc='stream', unit='frame') as bar:
         try:
             for index, frame in enumerate(stream):
