@@ -27,6 +27,7 @@ EPILOG = """examples:
   python demo.py --vid_file videos/ --cfg configs/repr_table1_3dpw.yaml      # every video of a folder (or a .txt list)
   torchrun --nproc_per_node 4 demo.py --vid_file videos/ --cfg configs/repr_table1_3dpw.yaml   # shared over 4 GPUs
   python demo.py --stream 0 --cfg configs/repr_table1_3dpw.yaml               # camera 0, results 8 frames behind
+  python demo.py --stream clip.mp4 --realtime --cfg configs/repr_table1_3dpw.yaml   # a file paced as if live
   python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --export glb,bvh DEMO.SMOOTH True
 
 --cfg must describe the checkpoint's architecture (the official YAML it was trained with). --checkpoint is
@@ -46,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         'list of video paths (batch mode: finished videos skipped, torchrun shares them out)')
     source.add_argument('--stream', metavar='SOURCE', help='online mode: a camera index, a URL OpenCV can open or '
                         'a video file read as if live; JSON lines and an overlay video as frames come')
+    parser.add_argument('--realtime', action='store_true', help='with --stream FILE: read the file at its own '
+                        'frame rate, as a camera delivers frames (frames it cannot keep up with are skipped)')
     parser.add_argument('--output_folder', default='demo_output', help='results go to OUTPUT_FOLDER/<video name>/')
     parser.add_argument('--checkpoint', help='GLoT weights (default: TRAIN.PRETRAINED of the config)')
     parser.add_argument('--detector', choices=('auto', 'torchvision', 'hog'),
@@ -90,7 +93,7 @@ def main(argv=None) -> None:
                           wireframe=args.wireframe, render=not args.no_render, gender=args.gender,
                           export=tuple(args.export.split(',')) if args.export else ())
     if args.stream is not None:
-        run_stream(cfg, args.stream, args.output_folder, options, checkpoint=args.checkpoint)
+        run_stream(cfg, args.stream, args.output_folder, options, checkpoint=args.checkpoint, realtime=args.realtime)
     else:
         run_videos(cfg, args.vid_file, args.output_folder, options, checkpoint=args.checkpoint)
 

@@ -25,6 +25,11 @@ class _WindowPredictor:
 
     def __init__(self, padding):
         self.padding = padding
+        self.calls = []   # people per predict_many call
+
+    def predict_many(self, items, width, height, render_plain=False):
+        self.calls.append(len(items))
+        return [self.predict(features, track, width, height, render_plain, rows) for features, track, rows in items]
 
     def features(self, frames, tracks, progress=True):
         return {t.track_id: torch.full((1, 2048), float(frames[0])) for t in tracks}
@@ -37,7 +42,8 @@ class _WindowPredictor:
 @pytest.mark.parametrize('padding', ['clamp', 'repeat'])
 def test_online_windows_equal_offline(padding):
     spans = {1: (0, 30), 2: (5, 12), 3: (20, 40), 4: (36, 40), 5: (3, 4)}  # frames [start, end) per track
-    online = OnlineGLoT(_WindowPredictor(padding), 100, 100)
+    predictor = _WindowPredictor(padding)
+    online = OnlineGLoT(predictor, 100, 100)
     outputs = []
     for t in range(40):
         tracked = [(tid, np.array([10.0, 10, 50, 90])) for tid, (a, b) in spans.items() if a <= t < b]
@@ -56,6 +62,8 @@ def test_online_windows_equal_offline(padding):
             assert person['window'][0].tolist() == offline[frame - a].tolist(), (tid, frame)
     assert [sorted(o.people) for o in outputs[:6]] == [[1], [1], [1], [1, 5], [1], [1, 2]]
     assert sorted(online.buffers) == [3, 4]  # the ended tracks were forgotten
+    # GLoT once per emitted frame, for all its people in one batch
+    assert predictor.calls == [len(o.people) for o in outputs]
 
 
 @pytest.fixture(scope='module')

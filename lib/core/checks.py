@@ -116,6 +116,9 @@ RULES: dict[str, Check] = {
     'DEMO.SMOOTH_BETA': at_least(0.0),
     'DEMO.SMOOTH_D_CUTOFF': at_least(1e-6),
     'DEMO.BATCH_TIMEOUT_MIN': at_least(1e-3),
+    'DEMO.FEATURE_DTYPE': one_of('float32', 'bfloat16'),
+    'DEMO.DETECT_EVERY': at_least(1),
+    'DEMO.STREAM_LOAD': within(0.05, 1.0),
 }
 
 

@@ -313,6 +313,16 @@ _C.DEMO.BATCH_TIMEOUT_MIN = 1440.0
 # Online mode (--stream): also write each person's 6890 x 3 vertices (metres) in its JSON line (about 400 kB
 # a line; without them a line holds the cameras, pose, shape, box and 3D joints).
 _C.DEMO.STREAM_VERTS = False
+# Speed (issue 20). Precision of the SPIN ResNet-50 feature stage: 'float32' (default, outputs unchanged) or
+# 'bfloat16' (autocast; fast only on CPUs with AVX512-BF16/AMX or on GPUs; changes features by ~0.5% and the
+# vertices by a few tenths of a mm, see the README's speed section).
+_C.DEMO.FEATURE_DTYPE = 'float32'
+# Run the detector on every DETECT_EVERY-th frame only (1 = every frame); the Kalman tracker carries each
+# person's box over the frames in between (marked in frame_filled).
+_C.DEMO.DETECT_EVERY = 1
+# Online mode (--stream): the fraction of the source's frame interval x stride the processing of one frame may
+# take; above it the stride grows (every k-th frame is processed), below half of it the stride shrinks.
+_C.DEMO.STREAM_LOAD = 0.8
 # Pinhole camera of the camera-space outputs (trans_cam, joints2d_img, exports; lib/demo/camera.py): focal
 # length in pixels, 0 = the image diagonal sqrt(W^2 + H^2); the principal point is the image centre.
 _C.DEMO.FOCAL_LENGTH = 0.0

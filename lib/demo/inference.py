@@ -103,6 +103,9 @@ class GLoTPredictor:
         # Channels-last convolutions run the ResNet ~1.5x faster on the CPU (oneDNN); same results to ~1e-6.
         self.memory_format = torch.channels_last if self.device.type == 'cpu' else torch.contiguous_format
         self.hmr.to(memory_format=self.memory_format)
+        # DEMO.FEATURE_DTYPE bfloat16: the ResNet under autocast (features returned as float32 all the same)
+        self.autocast = torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                       enabled=cfg.DEMO.FEATURE_DTYPE == 'bfloat16')
         self.body = build_smpl(cfg, gender).to(self.device) if gender != 'neutral' else None
         self.faces = np.asarray(self.model.smpl.faces, dtype=np.int64)
 
@@ -120,8 +123,8 @@ class GLoTPredictor:
         """SPIN features ``(n, 2048)`` float32 (CPU) per track id, from one pass over ``frames`` (BGR uint8
         ``(H, W, 3)``): each tracked frame is decoded once and cropped around each of its boxes at
         ``DEMO.BBOX_SCALE``; the 224 x 224 uint8 crops of all tracks are normalised and run through the
-        ResNet together, ``DEMO.FEATURE_BATCH_SIZE`` at a time (memory is bounded by that batch, whatever
-        the video's length or resolution)."""
+        ResNet (in ``DEMO.FEATURE_DTYPE``) together, ``DEMO.FEATURE_BATCH_SIZE`` at a time (memory is bounded
+        by that batch, whatever the video's length or resolution)."""
         scale, batch_size = self.cfg.DEMO.BBOX_SCALE, self.cfg.DEMO.FEATURE_BATCH_SIZE
         out = {t.track_id: torch.zeros(len(t.frames), 2048) for t in tracks}
         where: dict[int, list[tuple[int, int]]] = {}
@@ -133,7 +136,8 @@ class GLoTPredictor:
 
         def flush():
             images = normalize_images(np.stack(patches)).to(self.device, memory_format=self.memory_format)
-            feats = self.hmr.feature_extractor(images).float().cpu()
+            with self.autocast:
+                feats = self.hmr.feature_extractor(images).float().cpu()
             for (tid, row), feat in zip(slots, feats):
                 out[tid][row] = feat
             patches.clear()
@@ -166,21 +170,42 @@ class GLoTPredictor:
         crop camera by (1, 0, 0) before the conversion, as the official ``--render_plain``. ``rows``: only the
         windows of these rows of the track (default all); the dict then has ``len(rows)`` rows.
         """
-        idx = torch.from_numpy(window_indices(len(track.frames), self.seqlen, self.cfg.DEMO.WINDOW_PADDING))
-        if rows is not None:
-            idx = idx[rows]
-            track = PersonTrack(track.track_id, track.frames[rows], track.bboxes[rows], track.filled[rows])
+        return self.predict_many([(features, track, rows)], width, height, render_plain)[0]
+
+    @torch.no_grad()
+    def predict_many(self, items: list[tuple[torch.Tensor, PersonTrack, list[int] | None]], width: int, height: int,
+                     render_plain: bool = False) -> list[dict]:
+        """:meth:`predict` of several ``(features, track, rows)`` at once, one dict each: their windows go
+        through GLoT together, ``DEMO.MODEL_BATCH_SIZE`` at a time (the online mode: every person of a frame in
+        one batch)."""
+        if not items:
+            return []
+        windows, tracks = [], []   # (features, window indices (m, seqlen)) and the track rows, per item
+        for features, track, rows in items:
+            idx = torch.from_numpy(window_indices(len(track.frames), self.seqlen, self.cfg.DEMO.WINDOW_PADDING))
+            if rows is not None:
+                idx = idx[rows]
+                track = PersonTrack(track.track_id, track.frames[rows], track.bboxes[rows], track.filled[rows])
+            windows.append((features, idx))
+            tracks.append(track)
         theta, verts, joints = [], [], []
-        for start in range(0, len(idx), self.cfg.DEMO.MODEL_BATCH_SIZE):
-            windows = features[idx[start:start + self.cfg.DEMO.MODEL_BATCH_SIZE]].to(self.device)
-            out = self.model(windows, is_train=False, decode_global=False)[0][0]
+        for batch in _batches(windows, self.cfg.DEMO.MODEL_BATCH_SIZE):
+            out = self.model(batch.to(self.device), is_train=False, decode_global=False)[0][0]
             if self.body is not None:
                 body = smpl_from_rotmat(self.body, split_theta(out['theta'])[2], out['rotmat'])
                 out = {**out, 'verts': body.vertices, 'kp_3d': body.joints}
             theta.append(out['theta'].float().cpu())
             verts.append(out['verts'].float().cpu())
             joints.append(out['kp_3d'].float().cpu())
-        cam, pose, betas = split_theta(torch.cat(theta).numpy())
+        counts = [len(idx) for _, idx in windows]
+        return [self._person(track, *outputs, width, height, render_plain)
+                for track, *outputs in zip(tracks, *(torch.cat(x).split(counts) for x in (theta, verts, joints)))]
+
+    def _person(self, track: PersonTrack, theta: torch.Tensor, verts: torch.Tensor, joints: torch.Tensor,
+                width: int, height: int, render_plain: bool) -> dict:
+        """The per-person dict of :meth:`predict` from GLoT's ``theta (m, 85)``, ``verts (m, 6890, 3)`` and
+        ``joints (m, 49, 3)`` for the ``m`` rows of ``track``."""
+        cam, pose, betas = split_theta(theta.numpy())
         pred_cam = cam.copy()
         if render_plain:
             pred_cam[:, 0], pred_cam[:, 1:] = 1.0, 0.0
@@ -188,11 +213,11 @@ class GLoTPredictor:
         bboxes[:, 2:] *= self.cfg.DEMO.BBOX_SCALE
         orig_cam = convert_crop_cam_to_orig_img(torch.from_numpy(pred_cam).double(), torch.from_numpy(bboxes),
                                                 width, height).numpy()
-        joints3d = torch.cat(joints).numpy()
+        joints3d = joints.numpy()
         return {
             'pred_cam': pred_cam,
             'orig_cam': orig_cam.astype(np.float32),
-            'verts': torch.cat(verts).numpy(),
+            'verts': verts.numpy(),
             'pose': pose,
             'betas': betas,
             'joints3d': joints3d,
@@ -202,3 +227,21 @@ class GLoTPredictor:
             'frame_filled': track.filled.astype(bool),
             **camera_outputs(joints3d, orig_cam, width, height, self.cfg.DEMO.FOCAL_LENGTH),
         }
+
+
+def _batches(windows: list[tuple[torch.Tensor, torch.Tensor]], size: int):
+    """GLoT inputs ``(<= size, seqlen, 2048)``: the windows ``features[idx]`` of every ``(features (n, 2048),
+    idx (m, seqlen))`` in order, cut into batches of ``size`` across items (gathered batch by batch, so memory
+    stays that of one batch whatever the tracks' lengths)."""
+    pending, count = [], 0
+    for features, idx in windows:
+        start = 0
+        while start < len(idx):
+            take = min(size - count, len(idx) - start)
+            pending.append(features[idx[start:start + take]])
+            count, start = count + take, start + take
+            if count == size:
+                yield torch.cat(pending) if len(pending) > 1 else pending[0]
+                pending, count = [], 0
+    if pending:
+        yield torch.cat(pending) if len(pending) > 1 else pending[0]

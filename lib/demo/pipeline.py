@@ -116,8 +116,8 @@ def build_tracks(detections: list[np.ndarray], demo_cfg, track_ids: list[np.ndar
 
 def box_appearance(reader: FrameReader, detections: list[np.ndarray]) -> list[np.ndarray]:
     """Colour descriptions (:func:`lib.demo.appearance.box_histograms`) of every frame's detections, in one
-    pass over the frames."""
-    return [box_histograms(frame, dets)
+    pass over the frames (None where the detections are None: the detector did not run there)."""
+    return [None if dets is None else box_histograms(frame, dets)
             for frame, dets in zip(tqdm(reader, total=len(detections), desc='appearance', unit='frame'), detections)]
 
 
@@ -189,13 +189,13 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
     cache = StageCache((output_dir or Path()) / 'cache', enabled=cfg.DEMO.CACHE and output_dir is not None)
 
     with watch.stage('detection'):
-        detections, track_ids, num_frames, pending = _detections(cfg, reader, options, box_file, cache)
+        detections, track_ids, num_frames, pending, appearance = _detections(cfg, reader, options, box_file, cache)
     with watch.stage('tracking'):
-        appearance = (box_appearance(reader, detections)
-                      if track_ids is None and cfg.DEMO.TRACK_APPEARANCE else None)
+        if appearance is None and track_ids is None and cfg.DEMO.TRACK_APPEARANCE:
+            appearance = box_appearance(reader, detections)
         tracks = build_tracks(detections, cfg.DEMO, track_ids, appearance)
     if not tracks:
-        found = sum(len(d) for d in detections)
+        found = sum(len(d) for d in detections if d is not None)
         raise UserError(f"no person found in {info.path}: {found} detections in {num_frames} frames and no track "
                         f"of at least {cfg.DEMO.MIN_TRACK_LEN} frames (try another --detector, a --bbox_file, "
                         f"or a lower DEMO.MIN_TRACK_LEN)")
@@ -260,35 +260,52 @@ def check_settings(cfg, options: DemoOptions, writes: bool) -> None:
 
 
 def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFile | None, cache: StageCache):
-    """Per-frame detections ``(n_f, 5)``, track ids from a box file (or None), the decoded frame count, and
-    the cache entry still to be written (written only once a person is found)."""
+    """Per-frame detections ``(n_f, 5)`` (None on the frames ``DEMO.DETECT_EVERY`` skips), track ids from a
+    box file (or None), the decoded frame count, the cache entry still to be written (written only once a
+    person is found) and, when the detector ran with ``DEMO.TRACK_APPEARANCE``, the detections' colour
+    descriptions from the same decode of the video (else None)."""
     info = reader.info
+    every = cfg.DEMO.DETECT_EVERY
     if box_file is not None:
-        return box_file.detections, box_file.track_ids, info.num_frames, None
+        if every > 1:
+            logger.info(f'detection: DEMO.DETECT_EVERY {every} does not apply to a --bbox_file (boxes on every frame)')
+        return box_file.detections, box_file.track_ids, info.num_frames, None, None
     kind = options.detector or cfg.DEMO.DETECTOR
     key = {'video': video_key(info), 'detector': kind,
            'settings': {k: cfg.DEMO[k] for k in ('TORCHVISION_MODEL', 'DETECTOR_WEIGHTS', 'DETECTION_THRESHOLD',
                                                  'HOG_HIT_THRESHOLD', 'HOG_MIN_HEIGHT', 'HOG_PYRAMID_SCALE',
-                                                 'DUPLICATE_OVERLAP')}}
+                                                 'DUPLICATE_OVERLAP', 'DETECT_EVERY')}}
     cached = cache.load('detections', key)
     if cached is not None:
         logger.info('detection: reusing cached detections')
-        return cached, None, len(cached), None
+        return cached, None, len(cached), None, None
     detector = build_detector(kind, resolve_device(cfg.DEVICE), cfg.DEMO, options.tracker_batch_size)
-    detections, batch = [], []
+    if every > 1:
+        logger.info(f'detection: the detector runs on every {every}th frame (DEMO.DETECT_EVERY); the Kalman '
+                    f'tracker carries the boxes over the frames in between (frame_filled True there)')
+    colour = cfg.DEMO.TRACK_APPEARANCE
+    detections, appearance, batch = [], [], []
+
+    def detect() -> None:
+        for (index, frame), dets in zip(batch, detector([frame for _, frame in batch])):
+            detections[index] = dets
+            appearance[index] = box_histograms(frame, dets) if colour else None
+        batch.clear()
+
     with tqdm(total=info.num_frames, desc=f'detection ({detector.name})', unit='frame') as bar:
-        for frame in reader:
-            batch.append(frame)
-            if len(batch) == max(1, options.tracker_batch_size):
-                detections += detector(batch)
-                bar.update(len(batch))
-                batch = []
+        for index, frame in enumerate(reader):
+            detections.append(None)
+            appearance.append(None)
+            if index % every == 0:
+                batch.append((index, frame))
+                if len(batch) == max(1, options.tracker_batch_size):
+                    detect()
+            bar.update(1)
         if batch:
-            detections += detector(batch)
-            bar.update(len(batch))
+            detect()
     if not detections:
         raise UserError(f"{info.path} has no decodable frame")
-    return detections, None, len(detections), ('detections', key, detections)
+    return detections, None, len(detections), ('detections', key, detections), appearance if colour else None
 
 
 def _features(predictor: GLoTPredictor, reader: FrameReader, tracks: list[PersonTrack], info: VideoInfo,
@@ -297,7 +314,7 @@ def _features(predictor: GLoTPredictor, reader: FrameReader, tracks: list[Person
     for t in tracks:
         digest.update(np.int64(t.track_id).tobytes() + t.frames.tobytes() + t.bboxes.astype(np.float64).tobytes())
     key = {'video': video_key(info), 'tracks': digest.hexdigest(), 'scale': predictor.cfg.DEMO.BBOX_SCALE,
-           'spin': file_key(predictor.spin_checkpoint)}
+           'spin': file_key(predictor.spin_checkpoint), 'dtype': predictor.cfg.DEMO.FEATURE_DTYPE}
     cached = cache.load('features', key)
     if cached is not None:
         logger.info('features: reusing cached SPIN features')

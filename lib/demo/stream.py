@@ -1,5 +1,14 @@
 """Online (streaming) mode: per-frame results of a camera, a stream URL or a video file read as if live.
 
+Frames come from a reader thread that keeps only the newest one (:class:`lib.demo.live.LatestFrame`): a live
+source never waits for the processing, so the processing never works on stale frames and nothing queues up.
+A video file is read as fast as it is processed, every frame in order, or with ``realtime`` (``demo.py
+--stream FILE --realtime``) paced at its own frame rate as a camera would deliver it. When the processing of
+a frame takes longer than ``DEMO.STREAM_LOAD`` of the frame interval, only every k-th frame is processed,
+with one uniform stride k chosen from the measured processing time (:class:`StrideControl`), raised or
+lowered as the load changes, each change logged; GLoT's windows then span k times the time, and every
+result carries its true frame number and time. Everything below is about the processed frames.
+
 Each frame is detected (or read from a ``--bbox_file``) and tracked causally (:class:`lib.demo.tracking.Tracker`, one
 ``update`` per frame), its people's SPIN features go into per-track ring buffers, and when frame ``t``
 arrives the result of frame ``t - L`` is emitted, ``L = seqlen // 2`` (8 frames for GLoT's 16-frame
@@ -11,31 +20,32 @@ frame of its span.
 Settings that need future frames are not applied online: box smoothing (``DEMO.BBOX_SMOOTH_SIGMA``), gap
 filling (``DEMO.FILL_GAPS``) and dropping short tracks (``DEMO.MIN_TRACK_LEN``, and the tracker's 3-hit
 minimum). With ``DEMO.BBOX_SMOOTH_SIGMA 0`` and tracks without gaps that are longer than ``MIN_TRACK_LEN``
-the online results equal the offline demo's (float tolerance).
+the online results equal the offline demo's on the same (processed) frames (float tolerance). GLoT runs
+once per emitted frame for all its people (one batch). ``DEMO.DETECT_EVERY`` k: the detector runs on every
+k-th processed frame, the tracker carries the boxes in between.
 
 Outputs in ``<output_folder>/<name>/`` (``name``: the file's stem, ``camera<N>``, or the URL's last path
 part): :data:`STREAM_FILE`, JSON lines, one per person per frame, written to its final name and flushed line
 by line as results come (the one output not written atomically, so a reader can follow it live); and,
-unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video encoded as frames come (renamed into
-place when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
-whose arrival released it (``emitted_at``; ``flushed`` for the tail), ``latency_ms`` (wall time from the
-frame's arrival to its result) and the keys of ``glot_output.pkl`` for that person and frame (``verts`` only
+unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video of the processed frames encoded as
+they come (renamed into place when the stream ends). Each line holds ``frame`` (its number in the source),
+``track_id``, ``time_s`` (frame / fps), the frame whose processing released it (``emitted_at``; ``flushed``
+for the tail), the ``stride`` it was processed at, ``latency_ms`` (wall time from the frame's arrival to its
+result) and the keys of ``glot_output.pkl`` for that person and frame (``verts`` only
 with ``DEMO.STREAM_VERTS``).
 """
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import re
 import time
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -46,64 +56,23 @@ from lib.demo.batch import Ranks
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
+from lib.demo.live import LatestFrame, StreamSource
 from lib.demo.pipeline import DemoOptions, check_settings, render_frame
 from lib.demo.renderer import MeshRenderer
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes
-from lib.demo.video import IMAGE_FOLDER_FPS, VideoWriter, count_frames
+from lib.demo.video import VideoWriter, count_frames
 
 logger = logging.getLogger(__name__)
 
 STREAM_FILE = 'glot_stream.jsonl'
 
 
-class StreamSource:
-    """Frames ``(H, W, 3)`` uint8 BGR from a camera index (``'0'``), a URL OpenCV can open, or a video file,
-    read once, in order, as they come. ``path`` is the file (None for cameras and URLs); ``fps`` the
-    source's rate (29.97 when it reports none). Iterating to the end, or :meth:`close`, releases it."""
-
-    def __init__(self, source: str):
-        self.source = str(source)
-        self.path: Path | None = None
-        if self.source.isdigit():
-            target, self.name = int(self.source), f'camera{self.source}'
-        elif '://' in self.source:
-            target = self.source
-            self.name = re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(urlparse(self.source).path).stem) or 'stream'
-        else:
-            self.path = Path(self.source).expanduser()
-            if not self.path.is_file():
-                raise UserError(f"stream source not found: {self.path} (give a camera index, a URL or a video file)")
-            target, self.name = str(self.path), self.path.stem
-        self._capture = cv2.VideoCapture(target)
-        ok, self._first = self._capture.read() if self._capture.isOpened() else (False, None)
-        if not ok or self._first is None:
-            self._capture.release()
-            raise UserError(f"cannot read a frame from stream {self.source} (no such camera, an unreachable URL, "
-                            f"or a file OpenCV cannot decode)")
-        fps = self._capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else IMAGE_FOLDER_FPS
-        self.height, self.width = self._first.shape[:2]
-
-    def __iter__(self):
-        try:
-            frame = self._first
-            while frame is not None:
-                yield frame
-                ok, frame = self._capture.read()
-                frame = frame if ok else None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._capture.release()
-
-
 @dataclass
 class FrameOutput:
     """The results of one frame: ``people`` maps track id -> the per-person dict of
-    :meth:`GLoTPredictor.predict` with one row; ``emitted_at`` is the input frame whose arrival released it
-    (``frame + L`` except for the ``flushed`` tail)."""
+    :meth:`GLoTPredictor.predict` with one row; ``frame`` counts the pushed frames, ``emitted_at`` is the pushed
+    frame that released it (``frame + L`` except for the ``flushed`` tail)."""
 
     frame: int
     emitted_at: int
@@ -148,7 +117,7 @@ class OnlineGLoT:
         return [self._emit(self.frames - 1, flushed=True) for _ in range(self.emitted, self.frames)]
 
     def _emit(self, now: int, flushed: bool) -> FrameOutput:
-        frame, people = self.emitted, {}
+        frame, items = self.emitted, []
         for tid, buffer in list(self.buffers.items()):
             frames = np.array([row[0] for row in buffer], dtype=np.int64)
             if frames[-1] < frame:
@@ -157,17 +126,49 @@ class OnlineGLoT:
             rows = np.flatnonzero(frames == frame)
             if len(rows):
                 track = PersonTrack(tid, frames, np.stack([row[2] for row in buffer]))
-                people[tid] = self.predictor.predict(torch.stack([row[1] for row in buffer]), track, self.width,
-                                                     self.height, self.render_plain, rows=[int(rows[0])])
+                items.append((torch.stack([row[1] for row in buffer]), track, [int(rows[0])]))
+        results = self.predictor.predict_many(items, self.width, self.height, self.render_plain)  # one batch
         self.emitted += 1
-        return FrameOutput(frame, now, flushed, people)
+        return FrameOutput(frame, now, flushed, {track.track_id: person
+                                                 for (_, track, _), person in zip(items, results)})
+
+
+class StrideControl:
+    """The stride k of the online mode for a source of ``fps`` frames/s: the processing of one frame (median
+    of the last :attr:`WINDOW` processed frames) may take ``load`` x k frame intervals. Above that k is raised
+    at once to the smallest stride that fits; below half of it k is lowered to that stride."""
+
+    WINDOW = 3
+
+    def __init__(self, fps: float, load: float):
+        self.budget = load / fps                  # seconds of processing per frame interval of the source
+        self.stride = 1
+        self._seconds: deque = deque(maxlen=self.WINDOW)
+
+    def update(self, seconds: float) -> int | None:
+        """Add the processing time (seconds) of one frame; returns the new stride when it changes."""
+        self._seconds.append(seconds)
+        if len(self._seconds) < self.WINDOW:
+            return None
+        typical = float(np.median(self._seconds))
+        if self.budget * self.stride / 2 <= typical <= self.budget * self.stride:
+            return None
+        stride = max(1, math.ceil(typical / self.budget))
+        if stride == self.stride:
+            return None
+        self.stride = stride
+        self._seconds.clear()
+        return stride
 
 
 @dataclass
 class StreamResult:
-    """What :func:`run_stream` did: frames read, wall seconds, how many frames results lag their input
-    (``latency_frames``), per frame the processing time ``step_ms`` (reading excluded) and per emitted
-    person-frame the ``latency_ms`` from arrival to result."""
+    """What :func:`run_stream` did: frames processed (``num_frames``) and read from the source
+    (``frames_read``), wall seconds, how many processed frames results lag their input (``latency_frames``),
+    per processed frame its number in the source (``frame_ids``), the stride it was processed at
+    (``strides``) and the processing time ``step_ms`` (waiting for the frame excluded), per emitted
+    person-frame the ``latency_ms`` from arrival to result, and the frames the reader replaced before they
+    were processed (``dropped``)."""
 
     output_dir: Path
     files: list[Path]
@@ -176,6 +177,10 @@ class StreamResult:
     latency_frames: int
     step_ms: np.ndarray
     latency_ms: np.ndarray
+    frames_read: int = 0
+    frame_ids: np.ndarray = None
+    strides: np.ndarray = None
+    dropped: int = 0
 
     @property
     def fps(self) -> float:
@@ -184,11 +189,12 @@ class StreamResult:
 
 def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output',
                options: DemoOptions | None = None, checkpoint: str | os.PathLike | None = None,
-               predictor: GLoTPredictor | None = None) -> StreamResult:
+               predictor: GLoTPredictor | None = None, realtime: bool = False) -> StreamResult:
     """``demo.py --stream SOURCE``: run the online mode (module docstring) until the source ends or Ctrl-C.
 
     ``options``: as for :func:`lib.demo.pipeline.run_demo` (``save_pkl`` does not apply); a ``bbox_file``
-    needs a video file as ``source``. ``predictor``: an already loaded one to reuse.
+    needs a video file as ``source``. ``predictor``: an already loaded one to reuse. ``realtime``: read a
+    video file at its own frame rate, as a camera delivers frames (cameras and URLs always are).
 
     Raises:
         UserError: an unreadable source, a bad box file, missing weights, a bad DEMO setting, torchrun.
@@ -199,13 +205,13 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
         raise UserError('--stream runs in one process; torchrun is for --vid_file with a folder or .txt list')
     stream = StreamSource(source)
     try:
-        return _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor)
+        return _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor, realtime)
     finally:
         stream.close()
 
 
 def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOptions, checkpoint,
-                predictor: GLoTPredictor | None) -> StreamResult:
+                predictor: GLoTPredictor | None, realtime: bool) -> StreamResult:
     boxes = None
     if options.bbox_file is not None:
         if stream.path is None:
@@ -230,9 +236,14 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
         return tracker.update(dets, box_histograms(frame, dets) if demo.TRACK_APPEARANCE else None)
     predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
     online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
+    if boxes is None and demo.DETECT_EVERY > 1:
+        logger.info(f'stream: the detector runs on every {demo.DETECT_EVERY}th processed frame '
+                    f'(DEMO.DETECT_EVERY); the tracker carries the boxes in between')
 
     def tracked(index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:
         if boxes is None:
+            if online.frames % demo.DETECT_EVERY:
+                return tracker.coast()
             return track(frame, detector([frame])[0])
         dets = boxes.detections[index] if index < len(boxes.detections) else np.zeros((0, 5))
         if boxes.track_ids is not None:
@@ -246,20 +257,25 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
                             cfg.DEMO.RENDER_ALPHA, options.wireframe)
     size = (stream.width * (2 if options.sideview else 1), stream.height)
     writer = VideoWriter(video_path, stream.fps, size) if options.render else None
-    pending: deque = deque()  # (frame index, image, arrival time) of the frames not emitted yet
-    latencies, steps = [], []
+    pending: deque = deque()  # (frame number, image, arrival time, stride) of the processed frames not emitted yet
+    latencies, steps, frame_ids, strides = [], [], [], []
     output_dir.mkdir(parents=True, exist_ok=True)
-    logger.info(f'stream {stream.source}: {stream.width}x{stream.height}, {stream.fps:.2f} fps, results '
-                f'{online.latency} frames behind; writing {lines_path}')
+    live = LatestFrame(stream, realtime=realtime, lossless=stream.path is not None and not realtime)
+    control = None if live.lossless else StrideControl(stream.fps, demo.STREAM_LOAD)
+    logger.info(f'stream {stream.source}: {stream.width}x{stream.height}, {stream.fps:.2f} fps'
+                f'{" paced in real time" if realtime else ""}, results {online.latency} processed frames behind'
+                f'{"" if control is None else "; every k-th frame processed, k from the processing time"}; '
+                f'writing {lines_path}')
 
     def emit(out: FrameOutput, lines) -> None:
-        index, image, arrived = pending.popleft()
+        released_by = pending[-1][0]
+        index, image, arrived, stride = pending.popleft()
         now = time.perf_counter()
         people = []
         for tid, person in out.people.items():
             latencies.append((now - arrived) * 1000)
-            record = {'frame': out.frame, 'track_id': tid, 'time_s': out.frame / stream.fps,
-                      'emitted_at': out.emitted_at, 'flushed': out.flushed, 'latency_ms': round(latencies[-1], 3)}
+            record = {'frame': index, 'track_id': tid, 'time_s': index / stream.fps, 'emitted_at': released_by,
+                      'flushed': out.flushed, 'stride': stride, 'latency_ms': round(latencies[-1], 3)}
             record.update({key: np.asarray(value if key in PER_PERSON_KEYS else value[0]).tolist()
                            for key, value in person.items() if value is not None and key != 'frame_ids'
                            and (key != 'verts' or cfg.DEMO.STREAM_VERTS)})
@@ -269,27 +285,41 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
         render_frame(renderer, writer, image, index, people, predictor.faces, output_dir, options)
 
     start = time.perf_counter()
-    with writer if writer is not None else nullcontext(), open(lines_path, 'w', encoding='utf-8') as lines, \
-            tqdm(desc='stream', unit='frame') as bar:
-        try:
-            for index, frame in enumerate(stream):
-                arrived = time.perf_counter()
-                pending.append((index, frame, arrived))
-                out = online.push(frame, tracked(index, frame))
-                if out is not None:
-                    emit(out, lines)
-                steps.append((time.perf_counter() - arrived) * 1000)
-                bar.update(1)
-        except KeyboardInterrupt:
-            logger.info('stream: interrupted; flushing the last frames')
-        for out in online.flush():
-            emit(out, lines)
+    try:
+        with writer if writer is not None else nullcontext(), open(lines_path, 'w', encoding='utf-8') as lines, \
+                tqdm(desc='stream', unit='frame') as bar:
+            try:
+                while (arrival := live.get()) is not None:
+                    taken = time.perf_counter()
+                    pending.append((arrival.index, arrival.image, arrival.time, live.stride))
+                    frame_ids.append(arrival.index)
+                    strides.append(live.stride)
+                    out = online.push(arrival.image, tracked(arrival.index, arrival.image))
+                    if out is not None:
+                        emit(out, lines)
+                    seconds = time.perf_counter() - taken
+                    steps.append(seconds * 1000)
+                    stride = control.update(seconds) if control is not None else None
+                    if stride is not None:
+                        logger.info(f'stream: frame {arrival.index}: processing takes {seconds * 1000:.0f} ms per '
+                                    f'frame, {demo.STREAM_LOAD:g} of the interval is {control.budget * 1000:.0f} '
+                                    f'ms: stride {live.stride} -> {stride} (every {stride}th frame, '
+                                    f'{stream.fps / stride:.2f} frames/s)')
+                        live.set_stride(stride)
+                    bar.update(1)
+            except KeyboardInterrupt:
+                logger.info('stream: interrupted; flushing the last frames')
+            for out in online.flush():
+                emit(out, lines)
+    finally:
+        live.close()
     seconds = time.perf_counter() - start
     files = [lines_path] + ([video_path] if writer is not None else [])
     if options.save_obj:
         files.append(output_dir / 'meshes')
     result = StreamResult(output_dir, files, online.frames, seconds, online.latency, np.array(steps),
-                          np.array(latencies))
+                          np.array(latencies), live.read, np.array(frame_ids, dtype=np.int64),
+                          np.array(strides, dtype=np.int64), live.dropped)
     logger.info(stream_summary(result))
     return result
 
@@ -301,8 +331,11 @@ def stream_summary(result: StreamResult) -> str:
             return f'{"-":>8s} {"-":>8s} {"-":>8s}'
         return ' '.join(f'{v:8.1f}' for v in (values.mean(), np.percentile(values, 50), np.percentile(values, 95)))
 
-    lines = [f'stream: {result.num_frames} frames in {result.seconds:.2f} s = {result.fps:.1f} frames/s sustained; '
-             f'results {result.latency_frames} frames behind their input',
+    strides = result.strides if result.strides is not None and len(result.strides) else np.ones(1, dtype=np.int64)
+    lines = [f'stream: {result.num_frames} of {result.frames_read} frames processed in {result.seconds:.2f} s = '
+             f'{result.fps:.1f} frames/s; stride {int(strides[-1])} at the end (from {int(strides.min())} to '
+             f'{int(strides.max())}, mean {strides.mean():.2f}); {result.dropped} frame(s) replaced before '
+             f'processing; results {result.latency_frames} processed frames behind their input',
              f'  {"ms":<34s} {"mean":>8s} {"p50":>8s} {"p95":>8s}',
              f'  {"processing per input frame":<34s} {stats(result.step_ms)}',
              f'  {"arrival -> result, per person":<34s} {stats(result.latency_ms)}']

@@ -63,8 +63,9 @@ def match_boxes(tracks: np.ndarray, detections: np.ndarray, iou_threshold: float
 
 
 class _LiveTrack:
-    """A track being followed: its Kalman filter, colour description, the frames and boxes where it was
-    detected so far, and the number of frames since its last detection."""
+    """A track being followed: its Kalman filter, colour description, its frames and boxes so far (detected,
+    or carried by the filter over frames the detector did not run on), the number of detections ``hits`` and
+    the number of frames since its last detection."""
 
     def __init__(self, track_id: int, frame: int, box: np.ndarray, score: float, appearance: np.ndarray | None):
         self.track_id = track_id
@@ -73,19 +74,37 @@ class _LiveTrack:
         self.frames = [frame]
         self.boxes = [np.asarray(box, dtype=np.float64)]
         self.scores = [score]
+        self.carried = [False]
+        self.hits = 1
         self.missed = 0
 
     def add(self, frame: int, box: np.ndarray, score: float) -> None:
         self.kalman.update(box)
+        self._append(frame, box, score, False)
+        self.hits += 1
+        self.missed = 0
+
+    def carry(self, frame: int) -> np.ndarray:
+        """The predicted box (x1y1x2y2) kept as this frame's box, score 0 (no detection ran on the frame)."""
+        self._append(frame, self.kalman.box, 0.0, True)
+        return self.boxes[-1].copy()
+
+    def _append(self, frame: int, box: np.ndarray, score: float, carried: bool) -> None:
         self.frames.append(frame)
         self.boxes.append(np.asarray(box, dtype=np.float64))
         self.scores.append(score)
-        self.missed = 0
+        self.carried.append(carried)
+
+    def end(self) -> '_LiveTrack':
+        """Drop the carried boxes after the last detection (the next detection did not confirm them)."""
+        last = len(self.carried) - self.carried[::-1].index(False)
+        del self.frames[last:], self.boxes[last:], self.scores[last:], self.carried[last:]
+        return self
 
     def to_track(self) -> Track:
         return Track(self.track_id, np.asarray(self.frames, dtype=np.int64),
                      np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4),
-                     np.asarray(self.scores, dtype=np.float64))
+                     np.asarray(self.scores, dtype=np.float64), np.asarray(self.carried, dtype=bool))
 
 
 class Tracker:
@@ -153,7 +172,7 @@ class Tracker:
             colour = similarity(np.array([t.appearance for t in live]).reshape(len(live), appearance.shape[1]),
                                 appearance)
             score = iou + self.appearance_weight * colour
-        confirmed = np.array([len(t.frames) >= self.min_hits for t in live], dtype=bool)
+        confirmed = np.array([t.hits >= self.min_hits for t in live], dtype=bool)
         first = candidate if appearance is None else candidate | (gate & (colour >= self.appearance_min))
         pairs = assign(score, first & confirmed[:, None])
         pairs += assign(score, candidate & self._free(pairs, ~confirmed, boxes))
@@ -169,8 +188,11 @@ class Tracker:
         for index, track in enumerate(live):
             if index not in matched_tracks:
                 track.missed += 1
-            max_missed = self.max_age if len(track.frames) >= self.min_hits else 0
-            (kept if track.missed <= max_missed else self._ended).append(track)
+            max_missed = self.max_age if track.hits >= self.min_hits else 0
+            if track.missed <= max_missed:
+                kept.append(track)
+            else:
+                self._ended.append(track.end())
         for d in range(len(boxes)):
             if d not in matched_dets:
                 kept.append(_LiveTrack(self._next_id, self.frame, boxes[d], float(scores[d]),
@@ -178,7 +200,18 @@ class Tracker:
                 self._next_id += 1
         self._live = kept
         return [(t.track_id, t.boxes[-1].copy()) for t in kept
-                if t.missed == 0 and len(t.frames) >= self.min_hits]
+                if t.missed == 0 and t.hits >= self.min_hits]
+
+    def coast(self) -> list[tuple[int, np.ndarray]]:
+        """Advance to the next frame when the detector did not run on it (``DEMO.DETECT_EVERY``): every
+        filter predicts one frame ahead and nobody counts a miss; the confirmed tracks detected (or carried)
+        in the previous frame keep their predicted box as this frame's box (``filled`` in :meth:`tracks`).
+        Returns ``(track_id, box (4,) x1y1x2y2)`` of those tracks."""
+        self.frame += 1
+        for track in self._live:
+            track.kalman.predict()
+        return [(t.track_id, t.carry(self.frame)) for t in self._live
+                if t.missed == 0 and t.hits >= self.min_hits]
 
     @staticmethod
     def _free(pairs: list[tuple[int, int]], tracks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -192,7 +225,7 @@ class Tracker:
     def tracks(self) -> list[Track]:
         """Every confirmed track so far (ended and live), sorted by id; frames where a track was not detected
         are missing from it (see :func:`fill_gaps`)."""
-        tracks = [t.to_track() for t in self._ended + self._live if len(t.frames) >= self.min_hits]
+        tracks = [t.to_track() for t in self._ended + self._live if t.hits >= self.min_hits]
         return sorted(tracks, key=lambda t: t.track_id)
 
 
@@ -201,13 +234,17 @@ def track_detections(detections: list[np.ndarray], iou_threshold: float = 0.3, m
                      appearance_weight: float = 1.0, appearance_min: float = 0.7) -> list[Track]:
     """Link per-frame detections into tracks with a :class:`Tracker` run over the whole video.
 
-    ``detections[f]`` is ``(n_f, 5)`` = x1, y1, x2, y2, score for frame ``f`` (``(n_f, 4)`` means score 1);
-    ``appearance[f]`` (optional) their ``(n_f, D)`` colour descriptions. Returned tracks are sorted by id and
+    ``detections[f]`` is ``(n_f, 5)`` = x1, y1, x2, y2, score for frame ``f`` (``(n_f, 4)`` means score 1), or
+    None where the detector did not run (:meth:`Tracker.coast`: boxes carried, marked ``filled``);
+    ``appearance[f]`` (optional) their ``(n_f, D)`` colour descriptions (None where ``detections[f]`` is). Returned tracks are sorted by id and
     may have gaps of at most ``max_age`` frames (see :func:`fill_gaps`).
     """
     tracker = Tracker(iou_threshold, max_age, min_hits, appearance_weight, appearance_min)
     for frame, dets in enumerate(detections):
-        tracker.update(dets, None if appearance is None else appearance[frame])
+        if dets is None:
+            tracker.coast()
+        else:
+            tracker.update(dets, None if appearance is None else appearance[frame])
     return tracker.tracks()
 
 
