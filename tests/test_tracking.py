@@ -225,3 +225,41 @@ def test_fill_gaps_marks_filled_frames():
     np.testing.assert_allclose(filled.boxes[:, 0], [0, 1, 2, 3, 4])
     np.testing.assert_allclose(filled.scores, [0.9, 0.8, 0, 0, 0.7])
     assert fill_gaps(filled) is filled
+
+
+def test_detect_every_third_frame_boxes_carried_by_the_filter():
+    # A walks right at 4 px/frame and B left at -4; detections on every 3rd frame only (None: the detector did
+    # not run), as DEMO.DETECT_EVERY 3. B is last detected at frame 30.
+    detections = []
+    for f in range(40):
+        frame = [_walk(0, 4, f, y=60) + [0.9]] + ([_walk(200, -4, f, y=50) + [0.8]] if f <= 30 else [])
+        detections.append(np.array(frame) if f % 3 == 0 else None)
+    a, b = track_detections(detections, max_age=10, min_hits=3)
+    # Confirmed at its third detection (frame 6): carried boxes from then on, none before (filled later).
+    assert a.frames.tolist() == [0, 3] + list(range(6, 40))
+    assert a.filled.tolist() == [f % 3 != 0 for f in a.frames]
+    assert (a.scores[a.filled] == 0).all() and (a.scores[~a.filled] == 0.9).all()
+    np.testing.assert_array_equal(a.boxes[~a.filled], [_walk(0, 4, f, y=60) for f in a.frames[~a.filled]])
+    # Constant velocity: the carried boxes lag while the filter learns the speed (4.5 px two frames after the
+    # first carried frame), then shrink to within a pixel of where A is.
+    error = np.abs(a.boxes - [_walk(0, 4, f, y=60) for f in a.frames]).max(axis=1)
+    second = error[a.frames % 3 == 2]
+    assert 4.0 < second[0] < 5.0 and (np.diff(second) < 0).all() and (error[a.frames > 25] < 1.0).all()
+    # B's carried boxes after its last detection (31, 32) were not confirmed: dropped when it ended.
+    assert b.frames.tolist() == [0, 3] + list(range(6, 31))
+    # The same without skipped frames: every frame detected, nothing filled.
+    every = [np.array([_walk(0, 4, f, y=60) + [0.9]]) for f in range(12)]
+    (one,) = track_detections(every, min_hits=3)
+    assert one.frames.tolist() == list(range(12)) and not one.filled.any()
+
+
+def test_coast_returns_the_predicted_boxes_and_counts_no_miss():
+    tracker = Tracker(max_age=0, min_hits=1)
+    first = tracker.update(np.array([[10.0, 20, 50, 120, 0.9]]))
+    carried = tracker.coast()
+    # A new track has no velocity yet: its predicted box is its detection; max_age 0 and no miss counted.
+    assert [tid for tid, _ in first] == [tid for tid, _ in carried] == [1]
+    np.testing.assert_allclose(carried[0][1], [10, 20, 50, 120])
+    assert [tid for tid, _ in tracker.update(np.array([[14.0, 20, 54, 120, 0.9]]))] == [1]
+    (track,) = tracker.tracks()
+    assert track.frames.tolist() == [0, 1, 2] and track.filled.tolist() == [False, True, False]

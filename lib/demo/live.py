@@ -123,18 +123,18 @@ class LatestFrame:
         try:
             image, index = self.source.first, 0
             while not self._stop.is_set():
-                publish = index >= self._last + self.stride
-                if index > 0:
-                    if not capture.grab():
-                        break
-                    if publish:
-                        ok, image = capture.retrieve()
-                        if not ok:
-                            break
+                if index > 0 and not capture.grab():
+                    break
                 if self.realtime and self._stop.wait(max(0.0, start + index / fps - time.perf_counter())):
                     break
                 self.read += 1
+                with self._changed:
+                    publish = index >= self._last + self.stride
                 if publish:
+                    if index > 0:
+                        ok, image = capture.retrieve()
+                        if not ok:
+                            break
                     self._publish(Arrival(index, time.perf_counter(), image))
                 index += 1
         except BaseException as err:  # handed to the processing thread, which raises it

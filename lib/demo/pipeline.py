@@ -281,7 +281,7 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
         return cached, None, len(cached), None, None
     detector = build_detector(kind, resolve_device(cfg.DEVICE), cfg.DEMO, options.tracker_batch_size)
     if every > 1:
-        logger.info(f'detection: the detector runs on every {every}th frame (DEMO.DETECT_EVERY); the Kalman '
+        logger.info(f'detection: the detector runs on 1 frame in {every} (DEMO.DETECT_EVERY {every}); the Kalman '
                     f'tracker carries the boxes over the frames in between (frame_filled True there)')
     colour = cfg.DEMO.TRACK_APPEARANCE
     detections, appearance, batch = [], [], []

@@ -134,11 +134,13 @@ class OnlineGLoT:
 
 
 class StrideControl:
-    """The stride k of the online mode for a source of ``fps`` frames/s: the processing of one frame (median
-    of the last :attr:`WINDOW` processed frames) may take ``load`` x k frame intervals. Above that k is raised
-    at once to the smallest stride that fits; below half of it k is lowered to that stride."""
+    """The stride k of the online mode for a source of ``fps`` frames/s: processing one frame may take
+    ``load`` x k frame intervals. When even the fastest of the last two processed frames took longer, k is
+    raised at once; when the slowest of the last :attr:`WINDOW` took less than half, k is lowered; either way
+    to the smallest stride that fits their median time (a single slow frame, such as the first, changes
+    nothing)."""
 
-    WINDOW = 3
+    WINDOW = 4
 
     def __init__(self, fps: float, load: float):
         self.budget = load / fps                  # seconds of processing per frame interval of the source
@@ -148,13 +150,11 @@ class StrideControl:
     def update(self, seconds: float) -> int | None:
         """Add the processing time (seconds) of one frame; returns the new stride when it changes."""
         self._seconds.append(seconds)
-        if len(self._seconds) < self.WINDOW:
-            return None
-        typical = float(np.median(self._seconds))
-        if self.budget * self.stride / 2 <= typical <= self.budget * self.stride:
-            return None
-        stride = max(1, math.ceil(typical / self.budget))
-        if stride == self.stride:
+        recent = np.array(self._seconds)
+        slow = len(recent) >= 2 and recent[-2:].min() > self.budget * self.stride
+        fast = len(recent) == self.WINDOW and recent.max() < self.budget * self.stride / 2
+        stride = max(1, math.ceil(float(np.median(recent[-2:] if slow else recent)) / self.budget))
+        if not (slow or fast) or stride == self.stride:
             return None
         self.stride = stride
         self._seconds.clear()
@@ -237,8 +237,8 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
     predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
     online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
     if boxes is None and demo.DETECT_EVERY > 1:
-        logger.info(f'stream: the detector runs on every {demo.DETECT_EVERY}th processed frame '
-                    f'(DEMO.DETECT_EVERY); the tracker carries the boxes in between')
+        logger.info(f'stream: the detector runs on 1 processed frame in {demo.DETECT_EVERY} (DEMO.DETECT_EVERY '
+                    f'{demo.DETECT_EVERY}); the tracker carries the boxes in between')
 
     def tracked(index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:
         if boxes is None:
@@ -303,7 +303,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
                     if stride is not None:
                         logger.info(f'stream: frame {arrival.index}: processing takes {seconds * 1000:.0f} ms per '
                                     f'frame, {demo.STREAM_LOAD:g} of the interval is {control.budget * 1000:.0f} '
-                                    f'ms: stride {live.stride} -> {stride} (every {stride}th frame, '
+                                    f'ms: stride {live.stride} -> {stride} (1 frame in {stride}, '
                                     f'{stream.fps / stride:.2f} frames/s)')
                         live.set_stride(stride)
                     bar.update(1)

@@ -224,8 +224,9 @@ class Tracker:
 
     def tracks(self) -> list[Track]:
         """Every confirmed track so far (ended and live), sorted by id; frames where a track was not detected
-        are missing from it (see :func:`fill_gaps`)."""
-        tracks = [t.to_track() for t in self._ended + self._live if t.hits >= self.min_hits]
+        are missing from it (see :func:`fill_gaps`), and so are the boxes carried after its last detection when
+        a later detection missed it."""
+        tracks = [(t.end() if t.missed else t).to_track() for t in self._ended + self._live if t.hits >= self.min_hits]
         return sorted(tracks, key=lambda t: t.track_id)
 
 

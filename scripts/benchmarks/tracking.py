@@ -7,7 +7,9 @@
 Generates (once per ``--root``) the SMPL stand-ins and the scene's video with its true boxes, then tracks
 (``lib.demo.pipeline.link_tracks``, the demo's own settings plus any ``KEY VALUE`` overrides) the true boxes
 given without ids (what ``--bbox_file`` without ``track_id`` gets) and the HOG detector's boxes, with the
-colour cue, with motion only, and with motion only and ``max_age`` 1 (what the demo had before). Scores are
+colour cue, with motion only, and with motion only and ``max_age`` 1 (what the demo had before); then both
+with the detector run on every 2nd and 3rd frame only (``DEMO.DETECT_EVERY``, the Kalman tracker carrying the
+boxes in between). Scores are
 computed by ``motmetrics`` against the true boxes (IoU >= 0.5); coverage is the fraction of true
 person-frames that a kept track covers.
 """
@@ -70,13 +72,16 @@ def run(args) -> None:
     previous = load_config(None, opts + ['DEMO.TRACK_APPEARANCE', 'False', 'DEMO.TRACK_MAX_AGE', '1'])
     rows = [('boxes without ids', truth.detections, cfg), ('HOG', hog, cfg), ('HOG, motion only', hog, motion),
             ('HOG, motion only, max_age 1', hog, previous)]
+    for every in (2, 3):   # what the demo's detection stage gives with DEMO.DETECT_EVERY: None = not run
+        rows += [(f'{label}, DETECT_EVERY {every}', [d if f % every == 0 else None for f, d in enumerate(dets)], cfg)
+                 for label, dets in (('boxes without ids', truth.detections), ('HOG', hog))]
     print(f"\n{args.scene} scene: {video.name}, {len(walkers)} people, {truth_file.name} as ground truth; HOG "
           f"(DEMO.HOG_MIN_HEIGHT {cfg.DEMO.HOG_MIN_HEIGHT}) {hog_seconds:.2f} s/frame; DEMO.TRACK_MAX_AGE "
           f"{cfg.DEMO.TRACK_MAX_AGE}, DEMO.MIN_TRACK_LEN {cfg.DEMO.MIN_TRACK_LEN}")
-    print(f"  {'source / tracker':<30s} {'MOTA':>6s} {'IDF1':>6s} {'ID sw.':>6s} {'coverage':>8s} {'tracks':>6s}")
+    print(f"  {'source / tracker':<36s} {'MOTA':>6s} {'IDF1':>6s} {'ID sw.':>6s} {'coverage':>8s} {'tracks':>6s}")
     for label, detections, row_cfg in rows:
         appearance = box_appearance(reader, detections) if row_cfg.DEMO.TRACK_APPEARANCE else None
         tracks = link_tracks(detections, row_cfg.DEMO, None, appearance)
         s = score_tracks(truth.detections, truth.track_ids, tracks)
-        print(f'  {label:<30s} {s.mota:6.3f} {s.idf1:6.3f} {s.id_switches:6d} {s.coverage:8.3f} '
+        print(f'  {label:<36s} {s.mota:6.3f} {s.idf1:6.3f} {s.id_switches:6d} {s.coverage:8.3f} '
               f'{s.num_tracks:3d}/{s.num_people}')
