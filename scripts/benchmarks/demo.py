@@ -5,6 +5,7 @@
     python scripts/benchmark.py --part demo --export glb,bvh
     python scripts/benchmark.py --part demo --checkpoint data/pretrained_models/table1_3dpw_weights.pth.tar \
         --root data --frames 120 --width 1280 --height 720
+    python scripts/benchmark.py --part demo --sweep --frames 60      # 768x576 street, 5 people, HOG: speed settings
 
 Generates (once per ``--root``) the SMPL stand-ins, a walking-people video and, without ``--checkpoint``, a
 randomly initialised Table-1 3DPW GLoT, then runs the demo pipeline in-process (``lib.demo.pipeline.run_demo``)
@@ -12,6 +13,13 @@ and prints the seconds and frames/s of every stage, the feature stage's crops/s 
 ``resnet50`` forward at the same batch size, and the process's peak memory. ``--detector bbox`` feeds the
 true boxes as a ``--bbox_file`` (detection then costs nothing); ``hog`` and ``torchvision`` run those
 detectors.
+
+``--sweep``: the street scene of the tracking part (768x576, five people 69-115 px tall, moving as fast per frame as
+in its 150 frames) with the HOG detector, once per speed setting: ``DEMO.FEATURE_DTYPE`` float32 / bfloat16 and
+``DEMO.DETECT_EVERY`` 1 / 2 / 3. Per setting: frames/s per stage and end to end, the person-frames covered
+(relative to today's defaults, the first row), the mean vertex difference to the first row (mm, on the
+person-frames both have, matched by track id) and the tracking scores of the HOG boxes at that
+``DETECT_EVERY`` against the true boxes (MOTA, IDF1, coverage: :mod:`scripts.benchmarks.tracking`).
 """
 from __future__ import annotations
 
@@ -40,29 +48,42 @@ def add_arguments(parser) -> None:
     parser.add_argument('--render-mode', choices=('zbuffer', 'painter'), default='zbuffer')
     parser.add_argument('--sideview', action='store_true')
     parser.add_argument('--export', default='', help='also time the motion export, e.g. glb,bvh')
+    parser.add_argument('--sweep', action='store_true', help='street scene, HOG: float32/bfloat16 features and '
+                        'DEMO.DETECT_EVERY 1/2/3 side by side (--frames applies)')
 
 
 def prepare(root: Path, args) -> tuple[Path, Path, Path]:
-    """Assets, video, boxes and checkpoint under ``root`` (each made only when missing)."""
-    from lib.core.config import load_config
+    """Assets, video, boxes and checkpoint under ``root`` (each made only when missing); the video at
+    ``args.fps`` frames/s (25 when the part has no such argument)."""
     from scripts.make_synthetic_video import make_synthetic_video
 
     ensure_assets(root)
-    name = f'walk_{args.frames}f_{args.width}x{args.height}_{args.people}p'
+    fps = getattr(args, 'fps', 25.0)
+    name = f'walk_{args.frames}f_{args.width}x{args.height}_{args.people}p' + (f'_{fps:g}fps' if fps != 25.0 else '')
     video, boxes = root / 'videos' / f'{name}.mp4', root / 'videos' / f'{name}.csv'
     if not video.is_file():
-        make_synthetic_video(video, root, args.frames, args.width, args.height, people=args.people,
+        make_synthetic_video(video, root, args.frames, args.width, args.height, fps=fps, people=args.people,
                              body_height_px=0.75 * args.height, bbox_file=boxes)
+    return video, boxes, checkpoint(root, args)
+
+
+def checkpoint(root: Path, args) -> Path:
+    """``--checkpoint``, else a random Table-1 3DPW GLoT saved in ``root`` (made once)."""
+    from lib.core.config import load_config
+
     ckpt = Path(args.checkpoint) if args.checkpoint else root / 'glot_random_table1_3dpw.pth.tar'
     if not ckpt.is_file():
         from lib.models import build_model, save_checkpoint
 
         torch.manual_seed(0)
         save_checkpoint(ckpt, build_model(load_config(str(CONFIG), ['DATA_ROOT', str(root), 'DEVICE', 'cpu'])))
-    return video, boxes, ckpt
+    return ckpt
 
 
 def run(args) -> None:
+    if args.sweep:
+        sweep(args)
+        return
     from lib.core.config import load_config
     from lib.demo.inference import GLoTPredictor
     from lib.demo.pipeline import STAGES, DemoOptions, run_demo
@@ -116,3 +137,63 @@ def bare_resnet_rate(predictor, batch: int, seconds: float = 5.0) -> float:
         if predictor.device.type == 'cuda':
             torch.cuda.synchronize()
     return batch * runs / (time.perf_counter() - start)
+
+
+# (DEMO.FEATURE_DTYPE, DEMO.DETECT_EVERY) of the --sweep rows; the first is today's defaults.
+SWEEP = (('float32', 1), ('bfloat16', 1), ('bfloat16', 2), ('bfloat16', 3), ('float32', 2))
+
+
+def sweep(args) -> None:
+    """The ``--sweep`` table (module docstring)."""
+    import numpy as np
+
+    from lib.core.config import load_config
+    from lib.demo.detection import build_detector, read_bbox_file
+    from lib.demo.inference import GLoTPredictor
+    from lib.demo.pipeline import STAGES, DemoOptions, box_appearance, link_tracks, run_demo
+    from lib.demo.track_metrics import score_tracks
+    from lib.demo.video import FrameReader
+    from scripts.benchmarks.tracking import SCENES
+    from scripts.make_synthetic_video import Walker, make_crossing_video
+
+    root = Path(args.root)
+    args.people, args.width, args.height = 5, 768, 576
+    ensure_assets(root)
+    ckpt = checkpoint(root, args)
+    street = SCENES['street']
+    # the scene's first --frames frames: each walker's end point moved so that it walks as fast per frame
+    walkers = tuple(Walker(h, foot, a, a + (b - a) * (args.frames - 1) / (street['frames'] - 1), colour, phase)
+                    for h, foot, a, b, colour, phase in street['walkers'])
+    video, truth_file = root / 'videos' / f'street_{args.frames}f.mp4', root / 'videos' / f'street_{args.frames}f.csv'
+    if not video.is_file():
+        make_crossing_video(video, root, args.frames, 768, 576, walkers=walkers, bbox_file=truth_file)
+    truth = read_bbox_file(truth_file, args.frames, 768, 576)
+    base = ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.CACHE', 'False', 'DEMO.RENDER_MODE', args.render_mode]
+    reader = FrameReader(video)
+    hog = build_detector('hog', 'cpu', load_config(str(CONFIG), base).DEMO)(list(reader))
+    print(f'\nstreet scene {video.name}: {args.frames} frames 768x576, {len(walkers)} people; HOG; device {args.device}; '
+          f'torch threads {torch.get_num_threads()}')
+    header = (f"  {'features':<9s} {'every':>5s} " + ' '.join(f'{s[:9]:>9s}' for s in STAGES[:4])
+              + f" {'total':>7s} {'pers-fr':>7s} {'cover':>6s} {'verts mm':>8s} {'MOTA':>6s} {'IDF1':>6s} {'t.cov':>6s}")
+    print('  frames/s per stage (render off); pers-fr: person-frames; cover: of the first row\'s' + '\n' + header)
+    first = None
+    for dtype, every in SWEEP:
+        cfg = load_config(str(CONFIG), base + ['DEMO.FEATURE_DTYPE', dtype, 'DEMO.DETECT_EVERY', str(every)])
+        out = root / 'demo_output' / f'{dtype}_{every}'
+        shutil.rmtree(out, ignore_errors=True)
+        predictor = GLoTPredictor(cfg, ckpt)
+        result = run_demo(cfg, video, out, DemoOptions(detector='hog', render=False, save_pkl=False), predictor=predictor)
+        rates = ' '.join(f'{result.num_frames / result.seconds[s]:9.2f}' if result.seconds.get(s, 0) > 1e-3 else
+                         f'{"-":>9s}' for s in STAGES[:4])
+        total = result.num_frames / sum(result.seconds.get(s, 0.0) for s in STAGES)
+        frames = {pid: dict(zip(r['frame_ids'].tolist(), r['verts'])) for pid, r in result.results.items()}
+        count = sum(len(f) for f in frames.values())
+        first = first or (count, frames)
+        diffs = [np.linalg.norm(v - first[1][pid][f], axis=-1).mean() * 1000 for pid, rows in frames.items()
+                 for f, v in rows.items() if f in first[1].get(pid, {})]
+        dets = [d if f % every == 0 else None for f, d in enumerate(hog)]
+        scores = score_tracks(truth.detections, truth.track_ids,
+                              link_tracks(dets, cfg.DEMO, None, box_appearance(reader, dets)))
+        print(f'  {dtype:<9s} {every:5d} {rates} {total:7.2f} {count:7d} {count / first[0]:6.1%} '
+              f'{np.mean(diffs) if diffs else float("nan"):8.2f} {scores.mota:6.3f} {scores.idf1:6.3f} '
+              f'{scores.coverage:6.3f}')
