@@ -237,8 +237,8 @@ def track_detections(detections: list[np.ndarray], iou_threshold: float = 0.3, m
 
     ``detections[f]`` is ``(n_f, 5)`` = x1, y1, x2, y2, score for frame ``f`` (``(n_f, 4)`` means score 1), or
     None where the detector did not run (:meth:`Tracker.coast`: boxes carried, marked ``filled``);
-    ``appearance[f]`` (optional) their ``(n_f, D)`` colour descriptions (None where ``detections[f]`` is). Returned tracks are sorted by id and
-    may have gaps of at most ``max_age`` frames (see :func:`fill_gaps`).
+    ``appearance[f]`` (optional) their ``(n_f, D)`` colour descriptions (None where ``detections[f]`` is).
+    Returned tracks are sorted by id and may have gaps of at most ``max_age`` frames (see :func:`fill_gaps`).
     """
     tracker = Tracker(iou_threshold, max_age, min_hits, appearance_weight, appearance_min)
     for frame, dets in enumerate(detections):

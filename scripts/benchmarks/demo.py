@@ -171,18 +171,18 @@ def sweep(args) -> None:
     base = ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.CACHE', 'False', 'DEMO.RENDER_MODE', args.render_mode]
     reader = FrameReader(video)
     hog = build_detector('hog', 'cpu', load_config(str(CONFIG), base).DEMO)(list(reader))
-    print(f'\nstreet scene {video.name}: {args.frames} frames 768x576, {len(walkers)} people; HOG; device {args.device}; '
-          f'torch threads {torch.get_num_threads()}')
-    header = (f"  {'features':<9s} {'every':>5s} " + ' '.join(f'{s[:9]:>9s}' for s in STAGES[:4])
-              + f" {'total':>7s} {'pers-fr':>7s} {'cover':>6s} {'verts mm':>8s} {'MOTA':>6s} {'IDF1':>6s} {'t.cov':>6s}")
+    print(f'\nstreet scene {video.name}: {args.frames} frames 768x576, {len(walkers)} people; HOG; '
+          f'device {args.device}; torch threads {torch.get_num_threads()}')
+    header = (f"  {'features':<9s} {'every':>5s} " + ' '.join(f'{s[:9]:>9s}' for s in STAGES[:4]) + f" {'total':>7s}"
+              f" {'pers-fr':>7s} {'cover':>6s} {'verts mm':>8s} {'MOTA':>6s} {'IDF1':>6s} {'t.cov':>6s}")
     print('  frames/s per stage (render off); pers-fr: person-frames; cover: of the first row\'s' + '\n' + header)
     first = None
     for dtype, every in SWEEP:
         cfg = load_config(str(CONFIG), base + ['DEMO.FEATURE_DTYPE', dtype, 'DEMO.DETECT_EVERY', str(every)])
         out = root / 'demo_output' / f'{dtype}_{every}'
         shutil.rmtree(out, ignore_errors=True)
-        predictor = GLoTPredictor(cfg, ckpt)
-        result = run_demo(cfg, video, out, DemoOptions(detector='hog', render=False, save_pkl=False), predictor=predictor)
+        result = run_demo(cfg, video, out, DemoOptions(detector='hog', render=False, save_pkl=False),
+                          predictor=GLoTPredictor(cfg, ckpt))
         rates = ' '.join(f'{result.num_frames / result.seconds[s]:9.2f}' if result.seconds.get(s, 0) > 1e-3 else
                          f'{"-":>9s}' for s in STAGES[:4])
         total = result.num_frames / sum(result.seconds.get(s, 0.0) for s in STAGES)
