@@ -2,13 +2,14 @@
 DEMO.DETECT_EVERY runs the detector on every k-th frame with the boxes carried in between, and one decode of
 the video serves detection and the colour cue."""
 import logging
+import re
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
-from lib.core.config import load_config
+from lib.core.config import ConfigError, load_config
 from lib.demo.inference import GLoTPredictor, PersonTrack
 from lib.demo.pipeline import DemoOptions, run_demo
 from lib.demo.tracking import square_boxes
@@ -72,3 +73,12 @@ def test_detect_every_second_frame_one_decode_for_detection_and_colour(walk, tmp
     # The boxes of the frames the detector skipped were carried by the tracker, and are marked.
     skipped = two['frame_ids'] % 2 == 1
     assert two['frame_filled'][skipped].all() and skipped.sum() >= FRAMES // 2 - 2
+
+
+@pytest.mark.parametrize('key, value, message', [('DEMO.FEATURE_DTYPE', 'float16', "one of"),
+                                                 ('DEMO.DETECT_EVERY', '0', '>= 1'),
+                                                 ('DEMO.STREAM_LOAD', '1.5', 'in [0.05, 1.0]')])
+def test_speed_settings_are_range_checked(key, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(None, [key, value])
+    assert load_config(None, []).DEMO.FEATURE_DTYPE == 'float32' and load_config(None, []).DEMO.DETECT_EVERY == 1

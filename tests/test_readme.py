@@ -77,6 +77,8 @@ COMMANDS = {
         ('not run', '4 GPUs; tests/test_batch.py runs it with 2 CPU processes'),
     'python demo.py --stream 0 --cfg configs/repr_table1_3dpw.yaml':
         ('not run', 'a camera; tests/test_stream.py streams a generated video file'),
+    'python demo.py --stream clip.mp4 --realtime --cfg configs/repr_table1_3dpw.yaml':
+        ('not run', 'a live pace; tests/test_stream.py reads a generated 10 fps video with --realtime'),
     'python demo.py --vid_file walk.mp4 --bbox_file boxes.csv --cfg configs/repr_table1_3dpw.yaml '
     'DEMO.BBOX_SMOOTH_SIGMA 0.0': ('not run', 'tests/test_stream.py runs this pair on a generated walk.mp4'),
     'python demo.py --stream walk.mp4 --bbox_file boxes.csv --cfg configs/repr_table1_3dpw.yaml '
