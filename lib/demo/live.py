@@ -66,11 +66,12 @@ class StreamSource:
 @dataclass
 class Arrival:
     """One published frame: its number in the source (0-based), arrival time (``time.perf_counter()``
-    seconds) and image ``(H, W, 3)`` uint8 BGR."""
+    seconds), image ``(H, W, 3)`` uint8 BGR, and the stride it was published at."""
 
     index: int
     time: float
     image: np.ndarray
+    stride: int = 1
 
 
 class LatestFrame:
@@ -129,13 +130,14 @@ class LatestFrame:
                     break
                 self.read += 1
                 with self._changed:
-                    publish = index >= self._last + self.stride
+                    stride = self.stride
+                    publish = index >= self._last + stride
                 if publish:
                     if index > 0:
                         ok, image = capture.retrieve()
                         if not ok:
                             break
-                    self._publish(Arrival(index, time.perf_counter(), image))
+                    self._publish(Arrival(index, time.perf_counter(), image, stride))
                 index += 1
         except BaseException as err:  # handed to the processing thread, which raises it
             self._error = err

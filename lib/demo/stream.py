@@ -135,10 +135,10 @@ class OnlineGLoT:
 
 class StrideControl:
     """The stride k of the online mode for a source of ``fps`` frames/s: processing one frame may take
-    ``load`` x k frame intervals. When even the fastest of the last two processed frames took longer, k is
+    ``load`` x k frame intervals. When even the faster of the last two processed frames took longer, k is
     raised at once; when the slowest of the last :attr:`WINDOW` took less than half, k is lowered; either way
-    to the smallest stride that fits their median time (a single slow frame, such as the first, changes
-    nothing)."""
+    to the smallest stride that fits the slowest of those frames (a single slow frame, such as the first,
+    changes nothing)."""
 
     WINDOW = 4
 
@@ -153,7 +153,7 @@ class StrideControl:
         recent = np.array(self._seconds)
         slow = len(recent) >= 2 and recent[-2:].min() > self.budget * self.stride
         fast = len(recent) == self.WINDOW and recent.max() < self.budget * self.stride / 2
-        stride = max(1, math.ceil(float(np.median(recent[-2:] if slow else recent)) / self.budget))
+        stride = max(1, math.ceil(float((recent[-2:] if slow else recent).max()) / self.budget))
         if not (slow or fast) or stride == self.stride:
             return None
         self.stride = stride
@@ -294,9 +294,9 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
             try:
                 while (arrival := live.get()) is not None:
                     taken = time.perf_counter()
-                    pending.append((arrival.index, arrival.image, arrival.time, live.stride))
+                    pending.append((arrival.index, arrival.image, arrival.time, arrival.stride))
                     frame_ids.append(arrival.index)
-                    strides.append(live.stride)
+                    strides.append(arrival.stride)
                     out = online.push(arrival.image, tracked(arrival.index, arrival.image))
                     if out is not None:
                         emit(out, lines)
