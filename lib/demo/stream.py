@@ -179,10 +179,10 @@ class StreamResult:
     step_ms: np.ndarray
     latency_ms: np.ndarray
     frames_read: int = 0
-    frame_ids: np.ndarray = None
-    strides: np.ndarray = None
+    frame_ids: np.ndarray | None = None
+    strides: np.ndarray | None = None
     dropped: int = 0
-    latency_stride: np.ndarray = None
+    latency_stride: np.ndarray | None = None
 
     @property
     def fps(self) -> float:
