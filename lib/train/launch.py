@@ -98,7 +98,7 @@ def _why_no_checkpoint(out_dir: Path) -> str:
                 f"TRAIN.RESUME {out_dir / BEST_CHECKPOINT}, or move it away to start afresh)")
     if earlier_run_logs(out_dir):
         return (f"the earlier run in {out_dir} left no checkpoint (it was stopped before writing its first "
-                "one; a fresh start keeps its logs)")
+                "one; a fresh start sets its logs aside, deleting nothing)")
     return f"{out_dir / CHECKPOINT} does not exist"
 
 
