@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 from lib.core.errors import UserError
-from lib.core.io import atomic_write
+from lib.core.io import atomic_write, probe_output_dir
 from lib.demo.cache import file_key, video_key
 from lib.demo.inference import GLoTPredictor, weight_files
 from lib.demo.pipeline import DemoOptions, DemoResult, run_demo
@@ -161,13 +161,15 @@ def run_batch(cfg, videos: list[Path], output_folder: str | os.PathLike = 'demo_
     ``options.bbox_file``, when given, is a folder holding ``<video name>.csv`` or ``.json`` per video.
 
     Raises:
-        UserError: two videos with one output name, a box-file path that is not a folder, missing weights.
+        UserError: two videos with one output name, a box-file path that is not a folder, missing weights,
+            an output folder that cannot be written (:class:`lib.core.io.OutputError`).
         BatchFailed: at the end, when any video failed or was missing.
     """
     options = options or DemoOptions()
     ranks = ranks or Ranks.from_env()
     output_folder = Path(output_folder)
     _check_names(videos, output_folder)
+    probe_output_dir(output_folder)    # before any video: an unwritable folder fails the batch in one line
     if options.bbox_file is not None and not Path(options.bbox_file).is_dir():
         raise UserError(f"with many videos --bbox_file must be a folder of <video name>.csv/.json box files, "
                         f"got {options.bbox_file}")

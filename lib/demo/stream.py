@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from lib.core.config import resolve_device
 from lib.core.errors import UserError
+from lib.core.io import probe_output_dir
 from lib.demo.batch import Ranks
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
@@ -191,7 +192,8 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
     needs a video file as ``source``. ``predictor``: an already loaded one to reuse.
 
     Raises:
-        UserError: an unreadable source, a bad box file, missing weights, a bad DEMO setting, torchrun.
+        UserError: an unreadable source, a bad box file, missing weights, a bad DEMO setting, torchrun, an
+            output folder that cannot be written (:class:`lib.core.io.OutputError`).
     """
     options = options or DemoOptions()
     check_settings(cfg, options, writes=True)
@@ -206,6 +208,7 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
 
 def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOptions, checkpoint,
                 predictor: GLoTPredictor | None) -> StreamResult:
+    probe_output_dir(output_folder / stream.name)    # before any work or write
     boxes = None
     if options.bbox_file is not None:
         if stream.path is None:

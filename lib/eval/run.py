@@ -13,7 +13,7 @@ import numpy as np
 from lib.core.config import db_path, resolve_device, resolve_path
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, check_files, database_file, glot_weights_file
-from lib.core.io import prepare_output_dir
+from lib.core.io import prepare_output_dir, probe_output_dir
 from lib.core.logs import log_file
 from lib.dataset.db import load_db
 from lib.dataset.eval_sequences import as_str
@@ -51,12 +51,15 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     """Evaluate ``cfg``'s checkpoint (``TRAIN.PRETRAINED``) on test set ``dataset``; print the table and write
     the result files (:func:`write_results`) into ``output_dir``.
 
-    Every input (dataset name, checkpoint, database, SMPL and regressor files, renderer) is checked before the
-    forward pass; a bad one raises UserError and no result file is written.
+    The output folder is probed first (:func:`lib.core.io.probe_output_dir`), then every input (dataset name,
+    checkpoint, database, SMPL and regressor files, renderer) is checked before the forward pass; a bad one
+    raises UserError and no result file is written.
     """
     spec = eval_set_spec(dataset)
     protocols = list(cfg.EVAL.PROTOCOLS)
     gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
+    out_dir = Path(output_dir) if output_dir else default_output_dir(cfg, dataset)
+    probe_output_dir(out_dir)    # an output folder that cannot be written fails first, creating nothing
     check_files(cfg, required_files(cfg, spec, gendered), 'evaluate')
     ckpt = resolve_path(cfg, cfg.TRAIN.PRETRAINED)
     db_file = db_path(cfg, spec.files_key, 'TEST')
@@ -73,7 +76,7 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     if render:
         image_paths = dataset_image_paths(cfg, dataset, db)
 
-    out_dir = prepare_output_dir(Path(output_dir) if output_dir else default_output_dir(cfg, dataset))
+    prepare_output_dir(out_dir)
     with log_file(out_dir):
         start = time.perf_counter()
         evaluator = Evaluator(model, device, j_regressor=j_regressor, smpl=smpl, gendered_smpl=gendered_smpl,
