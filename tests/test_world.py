@@ -137,7 +137,7 @@ def test_world_frame_is_levelled_by_the_torsos_and_keys_are_consistent():
     assert np.allclose(levelling(up) @ tilt @ [0, 1, 0], [0, 1, 0], atol=1e-6)
     cam_R = world_cam_R(results, relative)
     assert np.allclose(cam_R, true_cam_R, atol=1e-6)
-    add_world_keys(results, cam_R)
+    assert np.allclose(add_world_keys(results, relative), true_cam_R, atol=1e-6)
     assert np.allclose(person['trans_world'], pelvis_world, atol=1e-5)
     assert np.allclose(person['cam_R'], true_cam_R, atol=1e-6)
     orient_world = axis_angle_to_rotmat(torch.from_numpy(person['global_orient_world'].astype(np.float64))).numpy()

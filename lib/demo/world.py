@@ -55,6 +55,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from lib.demo.camera import focal_length
 from lib.utils.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
@@ -143,8 +144,14 @@ class CameraMotion:
 
     @property
     def moving(self) -> bool:
-        """Whether the camera turns more than ``MOVING_CAMERA_DEG`` from the first frame at some frame."""
-        return bool(len(self.rotations)) and float(rotation_angle_deg(self.rotations).max()) > MOVING_CAMERA_DEG
+        """Whether the camera turns more than ``MOVING_CAMERA_DEG`` from the first frame (:func:`camera_moves`)."""
+        return camera_moves(self.rotations)
+
+
+def camera_moves(cam_R: np.ndarray) -> bool:
+    """Whether the rotations ``cam_R (N, 3, 3)`` of a video's frames turn more than ``MOVING_CAMERA_DEG``
+    away from the first frame's at some frame."""
+    return bool(len(cam_R)) and float(rotation_angle_deg(cam_R @ cam_R[0].T).max()) > MOVING_CAMERA_DEG
 
 
 class CameraRotationTracker:
@@ -304,6 +311,7 @@ def camera_motion(frames: Iterable[np.ndarray], detections: list[np.ndarray], wi
     n = len(detections)
     if not demo_cfg.CAMERA_MOTION:
         return CameraMotion(np.tile(np.eye(3), (n, 1, 1)), np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64))
+    frames = tqdm(frames, total=n, desc='camera', unit='frame')
     motion = estimate_camera_motion(frames, detections, width, height,
                                     focal_length(demo_cfg.FOCAL_LENGTH, width, height),
                                     demo_cfg.CAMERA_MOTION_MAX_SIDE, demo_cfg.CAMERA_MOTION_MIN_TRACKS)
@@ -353,9 +361,11 @@ def world_cam_R(results: dict[int, dict], rotations: np.ndarray) -> np.ndarray:
     return rotations @ levelling(up_direction(results, rotations)).T
 
 
-def add_world_keys(results: dict[int, dict], cam_R: np.ndarray) -> None:
-    """Add :data:`WORLD_KEYS` (module docstring) to every person's result in place, from the world-to-camera
-    rotations ``cam_R (N, 3, 3)`` of the video's frames."""
+def add_world_keys(results: dict[int, dict], rotations: np.ndarray) -> np.ndarray:
+    """Add :data:`WORLD_KEYS` (module docstring) to every person's result in place, from the camera's
+    ``rotations (N, 3, 3)`` from the first frame (:class:`CameraMotion`), levelled by the people
+    (:func:`world_cam_R`); returns the world-to-camera rotations ``cam_R (N, 3, 3)`` of every video frame."""
+    cam_R = world_cam_R(results, rotations)
     for res in results.values():
         rot = cam_R[np.asarray(res['frame_ids'], dtype=np.int64)]
         orient = axis_angle_to_rotmat(torch.as_tensor(np.asarray(res['pose'][:, :3], dtype=np.float64))).numpy()
@@ -364,3 +374,4 @@ def add_world_keys(results: dict[int, dict], cam_R: np.ndarray) -> None:
         res['global_orient_world'] = rotmat_to_axis_angle(
             torch.from_numpy(np.swapaxes(rot, 1, 2) @ orient)).numpy().astype(np.float32)
         res['trans_world'] = np.einsum('nji,nj->ni', rot, pelvis).astype(np.float32)   # cam_R^T pelvis
+    return cam_R
