@@ -2,8 +2,8 @@
 
 :func:`write_exports` is what ``demo.py --export glb,bvh`` runs after the model stage: each person's result
 becomes a :class:`~lib.demo.export.motion.BodyMotion` (optionally smoothed, ``DEMO.SMOOTH``) in the
-``DEMO.EXPORT_SPACE`` space (:func:`export_space`) and ``DEMO.EXPORT_FRAME`` axes, then ``glb.py`` writes ``<name>_glot.glb`` (all people) and ``bvh.py`` writes
-``bvh/person<k>_frames<first>-<last>.bvh``.
+``DEMO.EXPORT_SPACE`` space (:func:`export_space`) and ``DEMO.EXPORT_FRAME`` axes, then ``glb.py`` writes
+``<name>_glot.glb`` (all people) and ``bvh.py`` writes ``bvh/person<k>_frames<first>-<last>.bvh``.
 """
 from __future__ import annotations
 
