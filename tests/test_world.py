@@ -5,8 +5,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from types import SimpleNamespace
 
-from lib.demo.world import (CameraMotion, add_world_keys, estimate_camera_motion, fit_rotation, kabsch, levelling,
+from lib.demo.world import (ONLINE_UP_SAMPLES, CameraMotion, OnlineWorld, add_world_keys, estimate_camera_motion, fit_rotation, kabsch, levelling,
                             report_failures, rotation_angle_deg, slerp, up_direction, world_cam_R)
 from lib.utils.geometry import axis_angle_to_rotmat
 from scripts.make_synthetic_video import make_panning_video
@@ -156,3 +157,27 @@ def test_disagreeing_torsos_keep_the_first_frame_axes(caplog):
 def test_camera_motion_not_moving_for_identity():
     motion = CameraMotion(np.tile(np.eye(3), (5, 1, 1)), np.zeros(5, bool), np.zeros(5, int))
     assert not motion.moving
+
+
+def test_online_world_is_causal_and_levels_after_enough_torsos(panning, caplog):
+    """The online tracker gives the offline rotations frame by frame (no failure here, so nothing to
+    interpolate); each emitted row's world keys use its frame's rotation and the running levelling, frozen
+    after ONLINE_UP_SAMPLES person-frames."""
+    video, frames, boxes = panning
+    offline = estimate_camera_motion(frames, boxes, WIDTH, HEIGHT, video.focal)
+    cfg = SimpleNamespace(CAMERA_MOTION=True, FOCAL_LENGTH=video.focal, CAMERA_MOTION_MAX_SIDE=480,
+                          CAMERA_MOTION_MIN_TRACKS=20)
+    world = OnlineWorld(WIDTH, HEIGHT, cfg)
+    tilt = _rot([-np.radians(10.0), 0.0, 0.0])            # the first frame looks 10 degrees down
+    with caplog.at_level(logging.INFO, logger='lib.demo.world'):
+        for f, (frame, frame_boxes) in enumerate(zip(frames, boxes)):
+            world.update(frame, frame_boxes)
+            assert np.allclose(world.rotations[f], offline.rotations[f], atol=1e-12)
+            rot = offline.rotations[f] @ tilt                      # true world-to-camera of an upright torso
+            person = _person([f], (rot @ [0, -0.5, 0])[None], [0, 0, 0], np.zeros(3), [[0.0, 0.0, 4.0]])
+            world.add_world_keys(f, {1: person})
+            if f + 1 >= ONLINE_UP_SAMPLES:
+                assert np.allclose(person['cam_R'][0], rot, atol=1e-5)
+                assert np.allclose(person['trans_world'][0], rot.T @ [0, 0, 4.0], atol=1e-5)
+    assert world.frozen and len(world.rotations) == 1 and not world.failed
+    assert any('fixed from frame 49 on' in r.getMessage() for r in caplog.records)

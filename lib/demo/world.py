@@ -30,6 +30,10 @@ bearings into the other: ``R = argmin sum_i |R a_i - b_i|^2``, solved in closed 
    background again; the failed frames between are then interpolated (slerp). Failed frames are named in one
    warning line (:func:`report_failures`).
 
+**Online mode** (:class:`OnlineWorld`): the same tracker, causally; a failed frame keeps the last good
+rotation (nothing is interpolated, the frames after it are not known yet), and the levelling is the running
+estimate from the torsos emitted so far, frozen once ``ONLINE_UP_SAMPLES`` person-frames agree (logged).
+
 **World frame.** The rotation is known relative to the first frame; the world frame is that frame turned so
 that its y axis points along gravity (down), with the least rotation: x right and z forward as the first
 frame's camera, levelled. Gravity comes from the people: the torso direction (pelvis to neck, SPIN joints 8
@@ -78,6 +82,7 @@ RANSAC_ITERATIONS = 64
 REKEY_FRACTION = 0.5          # new key frame when fewer of the key frame's tracks survive
 UP_MIN_AGREEMENT = 0.9        # mean resultant length of the torso directions needed to level the world
 UP_MAX_TILT_DEG = 45.0        # largest accepted angle between the torsos' up and the first frame's image-up
+ONLINE_UP_SAMPLES = 50        # online mode: person-frames of torsos after which the levelling is frozen
 MOVING_CAMERA_DEG = 1.0       # the camera moves when it turns farther than this from the first frame
 
 
@@ -319,26 +324,36 @@ def camera_motion(frames: Iterable[np.ndarray], detections: list[np.ndarray], wi
     return motion
 
 
+def torso_directions(joints3d: np.ndarray, rotations: np.ndarray) -> np.ndarray:
+    """Unit pelvis-to-neck directions ``(n, 3)`` of SPIN joints ``joints3d (n, 49, 3)`` carried into the first
+    frame's camera axes by their frames' ``rotations (n, 3, 3)`` (``R_t^T torso``)."""
+    torso = joints3d[:, SPIN_NECK].astype(np.float64) - joints3d[:, SPIN_SMPL_ROOT]
+    torso = torso / np.maximum(np.linalg.norm(torso, axis=1, keepdims=True), 1e-9)
+    return np.einsum('nji,nj->ni', rotations, torso)
+
+
+def _check_up(mean: np.ndarray) -> tuple[np.ndarray | None, str]:
+    """The up direction of a mean of unit torso directions ``(3,)``, or None and why (module docstring)."""
+    agreement = float(np.linalg.norm(mean))
+    up = mean / max(agreement, 1e-9)
+    tilt = float(np.degrees(np.arccos(np.clip(-up[1], -1.0, 1.0))))
+    if agreement < UP_MIN_AGREEMENT or tilt > UP_MAX_TILT_DEG:
+        return None, f"agreement {agreement:.2f}, {tilt:.0f} degrees from the first frame's image-up"
+    return up, ''
+
+
 def up_direction(results: dict[int, dict], rotations: np.ndarray) -> np.ndarray | None:
     """Image-up ``(3,)`` of the first frame's camera frame as the people's torsos show it (the mean unit
     pelvis-to-neck direction, carried into the first frame by ``rotations (N, 3, 3)``), or None when they
     disagree or lean too far (module docstring)."""
-    directions = []
-    for res in results.values():
-        torso = res['joints3d'][:, SPIN_NECK] - res['joints3d'][:, SPIN_SMPL_ROOT]
-        torso = torso / np.maximum(np.linalg.norm(torso, axis=1, keepdims=True), 1e-9)
-        rot = rotations[np.asarray(res['frame_ids'], dtype=np.int64)]
-        directions.append(np.einsum('nji,nj->ni', rot, torso))        # R_t^T torso: first frame's axes
+    directions = [torso_directions(res['joints3d'], rotations[np.asarray(res['frame_ids'], dtype=np.int64)])
+                  for res in results.values()]
     if not directions:
         return None
-    mean = np.concatenate(directions).mean(0)
-    agreement = float(np.linalg.norm(mean))
-    up = mean / max(agreement, 1e-9)
-    if agreement < UP_MIN_AGREEMENT or np.degrees(np.arccos(np.clip(-up[1], -1, 1))) > UP_MAX_TILT_DEG:
-        logger.warning(f"world frame: the people's torsos do not give a clear up direction (agreement "
-                       f"{agreement:.2f}, {np.degrees(np.arccos(np.clip(-up[1], -1, 1))):.0f} degrees from "
-                       f"the first frame's image-up); the world keeps the first frame's axes (not levelled)")
-        return None
+    up, why = _check_up(np.concatenate(directions).mean(0))
+    if up is None:
+        logger.warning(f"world frame: the people's torsos do not give a clear up direction ({why}); the world "
+                       f"keeps the first frame's axes (not levelled)")
     return up
 
 
@@ -367,11 +382,61 @@ def add_world_keys(results: dict[int, dict], rotations: np.ndarray) -> np.ndarra
     (:func:`world_cam_R`); returns the world-to-camera rotations ``cam_R (N, 3, 3)`` of every video frame."""
     cam_R = world_cam_R(results, rotations)
     for res in results.values():
-        rot = cam_R[np.asarray(res['frame_ids'], dtype=np.int64)]
-        orient = axis_angle_to_rotmat(torch.as_tensor(np.asarray(res['pose'][:, :3], dtype=np.float64))).numpy()
-        pelvis = res['joints3d'][:, SPIN_SMPL_ROOT].astype(np.float64) + res['trans_cam']
-        res['cam_R'] = rot.astype(np.float32)
-        res['global_orient_world'] = rotmat_to_axis_angle(
-            torch.from_numpy(np.swapaxes(rot, 1, 2) @ orient)).numpy().astype(np.float32)
-        res['trans_world'] = np.einsum('nji,nj->ni', rot, pelvis).astype(np.float32)   # cam_R^T pelvis
+        _set_world_keys(res, cam_R[np.asarray(res['frame_ids'], dtype=np.int64)])
     return cam_R
+
+
+def _set_world_keys(res: dict, rot: np.ndarray) -> None:
+    """:data:`WORLD_KEYS` of one person's result from its rows' world-to-camera rotations ``rot (n, 3, 3)``."""
+    orient = axis_angle_to_rotmat(torch.as_tensor(np.asarray(res['pose'][:, :3], dtype=np.float64))).numpy()
+    pelvis = res['joints3d'][:, SPIN_SMPL_ROOT].astype(np.float64) + res['trans_cam']
+    res['cam_R'] = rot.astype(np.float32)
+    res['global_orient_world'] = rotmat_to_axis_angle(
+        torch.from_numpy(np.swapaxes(rot, 1, 2) @ orient)).numpy().astype(np.float32)
+    res['trans_world'] = np.einsum('nji,nj->ni', rot, pelvis).astype(np.float32)   # cam_R^T pelvis
+
+
+class OnlineWorld:
+    """The world frame of the online mode (module docstring): :meth:`update` with every input frame and its
+    people's boxes (x1y1x2y2 pixels), :meth:`add_world_keys` on every emitted frame's people."""
+
+    def __init__(self, width: int, height: int, demo_cfg):
+        self.tracker = (CameraRotationTracker(width, height, focal_length(demo_cfg.FOCAL_LENGTH, width, height),
+                                              demo_cfg.CAMERA_MOTION_MAX_SIDE, demo_cfg.CAMERA_MOTION_MIN_TRACKS)
+                        if demo_cfg.CAMERA_MOTION else None)
+        self.rotations: dict[int, np.ndarray] = {}
+        self.frames = 0
+        self.failed: list[int] = []
+        self.torso_sum, self.torso_count = np.zeros(3), 0
+        self.level, self.frozen = np.eye(3), False
+
+    def update(self, frame: np.ndarray, boxes: np.ndarray) -> None:
+        """The camera rotation of the next input frame; a failed frame is held, and warned about once per run
+        of failed frames."""
+        rotation, failed = self.tracker.update(frame, boxes) if self.tracker is not None else (np.eye(3), False)
+        self.rotations[self.frames] = rotation
+        if failed and (not self.failed or self.failed[-1] != self.frames - 1):
+            logger.warning(f"camera motion: too few background tracks from frame {self.frames} (textureless or "
+                           f"hidden background); the camera rotation is held until the background is found again")
+        if failed:
+            self.failed.append(self.frames)
+        self.frames += 1
+
+    def add_world_keys(self, frame: int, people: dict[int, dict]) -> None:
+        """Add :data:`WORLD_KEYS` to the one-row results ``people`` of video frame ``frame`` (in place), and
+        forget the rotations of earlier frames."""
+        rotation = self.rotations[frame]
+        if not self.frozen and people:
+            for res in people.values():
+                self.torso_sum += torso_directions(res['joints3d'], rotation[None]).sum(0)
+                self.torso_count += len(res['joints3d'])
+            up, _ = _check_up(self.torso_sum / self.torso_count)
+            self.level = levelling(up)
+            if self.torso_count >= ONLINE_UP_SAMPLES:
+                self.frozen = True
+                logger.info(f"world frame: {'levelled by' if up is not None else 'not levelled (unclear up) after'} "
+                            f"the torsos of {self.torso_count} person-frames, fixed from frame {frame} on")
+        for res in people.values():
+            _set_world_keys(res, (rotation @ self.level.T)[None])
+        for old in [f for f in self.rotations if f < frame]:
+            del self.rotations[old]
