@@ -32,7 +32,8 @@ bearings into the other: ``R = argmin sum_i |R a_i - b_i|^2``, solved in closed 
 
 **Online mode** (:class:`OnlineWorld`): the same tracker, causally; a failed frame keeps the last good
 rotation (nothing is interpolated, the frames after it are not known yet), and the levelling is the running
-estimate from the torsos emitted so far, frozen once ``ONLINE_UP_SAMPLES`` person-frames agree (logged).
+estimate from the torsos emitted so far, frozen after ``ONLINE_UP_SAMPLES`` person-frames (logged): rows
+emitted before that carry the estimate of their time, each row's keys consistent with its own ``cam_R``.
 
 **World frame.** The rotation is known relative to the first frame; the world frame is that frame turned so
 that its y axis points along gravity (down), with the least rotation: x right and z forward as the first
