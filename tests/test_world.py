@@ -1,16 +1,23 @@
 """Camera rotation from the background and the world frame (lib/demo/world.py), on generated tracks and videos."""
 import logging
-
-import cv2
-import numpy as np
-import pytest
-import torch
 from types import SimpleNamespace
 
-from lib.demo.world import (ONLINE_UP_SAMPLES, CameraMotion, OnlineWorld, add_world_keys, estimate_camera_motion, fit_rotation, kabsch, levelling,
-                            report_failures, rotation_angle_deg, slerp, up_direction, world_cam_R)
+import cv2
+import joblib
+import numpy as np
+import pygltflib
+import pytest
+import torch
+
+from lib.core.config import load_config
+from lib.demo.pipeline import DemoOptions, run_demo
+from lib.demo.world import (ONLINE_UP_SAMPLES, CameraMotion, OnlineWorld, add_world_keys, estimate_camera_motion,
+                            fit_rotation, kabsch, levelling, report_failures, rotation_angle_deg, slerp, up_direction,
+                            world_cam_R)
+from lib.models import build_model, save_checkpoint
 from lib.utils.geometry import axis_angle_to_rotmat
-from scripts.make_synthetic_video import make_panning_video
+from scripts.make_synthetic_video import PAN_WALKERS, make_panning_video
+from test_demo import CONFIG, SMALL_MODEL   # the small GLoT of the demo tests
 
 FRAMES, WIDTH, HEIGHT = 100, 240, 180
 
@@ -181,3 +188,29 @@ def test_online_world_is_causal_and_levels_after_enough_torsos(panning, caplog):
                 assert np.allclose(person['trans_world'][0], rot.T @ [0, 0, 4.0], atol=1e-5)
     assert world.frozen and len(world.rotations) == 1 and not world.failed
     assert any('fixed from frame 49 on' in r.getMessage() for r in caplog.records)
+
+
+def test_demo_pipeline_gives_world_keys_and_world_exports(synthetic_root, tmp_path):
+    """run_demo on a short panning video (one person, true boxes, a small random GLoT): the camera stage's
+    rotations from the first frame match the truth, the world keys follow cam_R, and the 'auto' exports are
+    in the world frame (GLB camera animated)."""
+    frames = 30
+    video = make_panning_video(tmp_path / 'pan.mp4', synthetic_root, frames, 160, 120, pan_deg=12.0, tilt_deg=2.0,
+                               walkers=PAN_WALKERS[:1], bbox_file=tmp_path / 'boxes.csv')
+    cfg = load_config(CONFIG, ['DATA_ROOT', str(synthetic_root), 'DEVICE', 'cpu', 'DEMO.MIN_TRACK_LEN', '10',
+                               *SMALL_MODEL])
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / 'glot.pth.tar', build_model(cfg))
+    result = run_demo(cfg, video.path, tmp_path / 'out', DemoOptions(bbox_file=str(tmp_path / 'boxes.csv'),
+                      render=False, export=('glb',)), tmp_path / 'glot.pth.tar')
+    assert 'camera' in result.seconds
+    (res,) = joblib.load(tmp_path / 'out' / 'pan' / 'glot_output.pkl').values()
+    cam_R = res['cam_R'].astype(np.float64)
+    assert res['frame_ids'].tolist() == list(range(frames))
+    relative, truth = cam_R @ cam_R[0].T, video.cam_R @ video.cam_R[0].T
+    assert rotation_angle_deg(relative @ np.swapaxes(truth, 1, 2)).max() < 1.0
+    pelvis = res['joints3d'][:, 8].astype(np.float64) + res['trans_cam']
+    np.testing.assert_allclose(res['trans_world'], np.einsum('nji,nj->ni', cam_R, pelvis), atol=1e-4)
+    gltf = pygltflib.GLTF2.load_binary(str(tmp_path / 'out' / 'pan' / 'pan_glot.glb'))
+    assert gltf.asset.extras['export_space'] == 'world'
+    assert [c.target.path for c in gltf.animations[0].channels if c.target.node == 0] == ['rotation']
