@@ -13,6 +13,7 @@ import demo as demo_cli
 from lib.core.cli import run_main
 from lib.core.config import REPO_ROOT, load_config
 from lib.demo.camera import CAMERA_KEYS
+from lib.demo.world import WORLD_KEYS
 from lib.demo.inference import RESULT_KEYS, GLoTPredictor, window_indices
 from lib.demo.pipeline import DemoOptions, build_tracks, report_camera_scale, run_demo
 from lib.demo import detection
@@ -63,7 +64,7 @@ def _cli(argv, capsys):
 def _check_results(results, num_frames):
     assert results, 'no person in the results'
     for res in results.values():
-        assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS   # the official keys, then ours
+        assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS + WORLD_KEYS   # official, then ours
         assert res['frame_filled'].dtype == bool and res['frame_filled'].shape == res['frame_ids'].shape
         n = len(res['frame_ids'])
         assert n >= 20 and res['frame_ids'].max() < num_frames

@@ -95,6 +95,9 @@ def test_stream_equals_offline_demo(walk, tmp_path, capsys):
         online = np.array([r[key] for r in lines], dtype=np.float32)
         np.testing.assert_allclose(online, reference[key], rtol=0, atol=atol, err_msg=key)
     assert all(r['latency_ms'] > 0 and r['time_s'] == r['frame'] / 25.0 for r in lines)
+    for r in lines:   # world keys (lib/demo/world.py): the pelvis turned into the world by the row's own cam_R
+        pelvis = np.array(r['joints3d'][8]) + np.array(r['trans_cam'])
+        np.testing.assert_allclose(r['trans_world'], np.array(r['cam_R']).T @ pelvis, atol=1e-4)
     assert _video_frames(folder / 'walk_glot_stream.mp4') == (FRAMES, (120, 160))
 
 

@@ -323,6 +323,17 @@ _C.DEMO.CAMERA = 'weak'
 _C.DEMO.EXPORT_FRAME = 'yup'
 # Length unit of the BVH export: 'cm' (most BVH tools) or 'm'.
 _C.DEMO.BVH_UNITS = 'cm'
+# World frame (lib/demo/world.py): estimate the camera's rotation from the background (off: the camera is
+# taken as static, and the world is the first frame's camera frame, levelled); the longest side (pixels) the
+# frames are shrunk to for the background tracks; the fewest inlier tracks of a good frame (fewer: the
+# rotation is held or interpolated there, with a warning naming the frames).
+_C.DEMO.CAMERA_MOTION = True
+_C.DEMO.CAMERA_MOTION_MAX_SIDE = 480
+_C.DEMO.CAMERA_MOTION_MIN_TRACKS = 20
+# Space of the GLB/BVH exports: 'world' (the levelled world frame; the GLB's camera animated with the
+# estimated rotation), 'camera' (the camera frame, camera fixed), or 'auto': world when the camera turns by
+# more than 1 degree over the video, else camera.
+_C.DEMO.EXPORT_SPACE = 'auto'
 # One-Euro smoothing of the exported joint rotations and root translation, forward and backward (no lag;
 # lib/demo/smoothing.py; off: GLoT is already smooth): minimum cutoff (Hz), cutoff added per unit of speed
 # (Hz per rad/s or m/s), cutoff of the speed estimate (Hz). The results file is never smoothed.

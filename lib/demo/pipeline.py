@@ -6,6 +6,7 @@ Stages (each with a tqdm bar and a line in the timing summary):
 2. **tracking**: the SORT-style Kalman tracker with a colour cue (``lib/demo/tracking.py``), gaps filled and
    marked (``frame_filled``), tracks shorter than ``DEMO.MIN_TRACK_LEN`` (official 25) dropped and static
    tracks reported, square boxes ``(cx, cy, w, h)`` with ``w = h = max``, smoothed over time.
+   **camera**: the camera's rotation from the background, people masked out (``lib/demo/world.py``).
 3. **features**: 224 x 224 crops at ``DEMO.BBOX_SCALE`` (1.2), ImageNet-normalised, SPIN ResNet-50 features
    ``(n, 2048)`` per track, in batches of ``DEMO.FEATURE_BATCH_SIZE`` crops across tracks.
 4. **model**: GLoT on one 16-frame window per tracked frame (the frame at window index 8, the 8 frames
@@ -16,7 +17,8 @@ Stages (each with a tqdm bar and a line in the timing summary):
 6. **render**: meshes drawn over the frames (``lib/demo/renderer.py``), written as ``<name>_glot_output.mp4``.
 
 Each person's result has the official ``RESULT_KEYS`` and, beside them, the camera-space ``CAMERA_KEYS`` of
-``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``).
+``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``), then the
+world-frame ``WORLD_KEYS`` of ``lib/demo/world.py`` (``cam_R``, ``global_orient_world``, ``trans_world``).
 
 :class:`lib.demo.inference.GLoTPredictor` holds the two networks and runs stages 3-4 on given tracks;
 :func:`run_demo` runs everything for one video and writes the outputs. Outputs are only written once the input has been checked
@@ -51,11 +53,12 @@ from lib.demo.appearance import box_histograms
 from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
                                 track_detections)
 from lib.demo.video import FrameReader, VideoInfo, VideoWriter
+from lib.demo.world import add_world_keys, camera_motion
 from lib.models.smpl import GENDERS
 
 logger = logging.getLogger(__name__)
 
-STAGES = ('detection', 'tracking', 'features', 'model', 'export', 'render')
+STAGES = ('detection', 'tracking', 'camera', 'features', 'model', 'export', 'render')
 RESULTS_FILE = 'glot_output.pkl'
 
 
@@ -204,6 +207,8 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
                             for t in tracks))
     if pending is not None:
         cache.save(*pending)
+    with watch.stage('camera'):
+        motion = camera_motion(reader, detections, info.width, info.height, cfg.DEMO)
     if predictor is None:
         with watch.stage('setup'):
             predictor = GLoTPredictor(cfg, checkpoint, options.gender)
@@ -216,6 +221,7 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
             results[track.track_id] = predictor.predict(features[track.track_id], track, info.width, info.height,
                                                         options.render_plain)
     report_camera_scale(results)
+    cam_R = add_world_keys(results, motion.rotations)
 
     files = []
     if options.save_pkl:
@@ -223,7 +229,7 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
     if options.export:
         with watch.stage('export'):
             files += write_exports(options.export, results, predictor.body_model, cfg.DEMO, info.fps, num_frames,
-                                   info.width, info.height, output_dir, name)
+                                   info.width, info.height, output_dir, name, cam_R)
     if options.render or options.save_obj:
         with watch.stage('render'):
             files += _render(cfg, reader, info, results, predictor.faces, output_dir, name, options, num_frames)

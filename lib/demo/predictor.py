@@ -25,7 +25,10 @@ class Person:
     (camera-aligned: x right, y down, z away from the camera; add ``trans_cam`` for the camera frame);
     ``joints2d_img (n, 49, 2)`` pixels; ``bboxes (n, 4)`` cx, cy, w, h pixels (scaled crop boxes);
     ``orig_cam (n, 4)`` weak-perspective image camera; ``trans_cam (n, 3)`` metres; ``focal_length``
-    pixels and ``principal_point (2,)`` pixels of the pinhole; ``fps`` of the video.
+    pixels and ``principal_point (2,)`` pixels of the pinhole; ``fps`` of the video. World frame
+    (``lib/demo/world.py``; levelled, y down along gravity, the camera at the origin): ``cam_R (n, 3, 3)``
+    world-to-camera rotations, ``global_orient_world (n, 3)`` axis-angle radians, ``trans_world (n, 3)`` the
+    pelvis in metres.
     """
 
     track_id: int
@@ -40,6 +43,9 @@ class Person:
     focal_length: float
     principal_point: np.ndarray
     fps: float
+    cam_R: np.ndarray
+    global_orient_world: np.ndarray
+    trans_world: np.ndarray
 
     @property
     def pose(self) -> np.ndarray:
@@ -57,7 +63,8 @@ class Person:
         theta = np.concatenate([result['pred_cam'], result['pose'], result['betas']], axis=1)
         return cls(int(track_id), result['frame_ids'], theta, result['verts'], result['joints3d'],
                    result['joints2d_img'], result['bboxes'], result['orig_cam'], result['trans_cam'],
-                   float(result['focal_length']), result['principal_point'], float(fps))
+                   float(result['focal_length']), result['principal_point'], float(fps), result['cam_R'],
+                   result['global_orient_world'], result['trans_world'])
 
 
 class VideoPredictor:

@@ -20,7 +20,7 @@ unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video encoded 
 place when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
 whose arrival released it (``emitted_at``; ``flushed`` for the tail), ``latency_ms`` (wall time from the
 frame's arrival to its result) and the keys of ``glot_output.pkl`` for that person and frame (``verts`` only
-with ``DEMO.STREAM_VERTS``).
+with ``DEMO.STREAM_VERTS``), including the world-frame keys of ``lib/demo/world.py`` (causal: :class:`OnlineWorld`).
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ from lib.demo.renderer import MeshRenderer
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes
 from lib.demo.video import IMAGE_FOLDER_FPS, VideoWriter, count_frames
+from lib.demo.world import OnlineWorld
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +234,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
         return tracker.update(dets, box_histograms(frame, dets) if demo.TRACK_APPEARANCE else None)
     predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
     online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
+    world = OnlineWorld(stream.width, stream.height, cfg.DEMO)
 
     def tracked(index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:
         if boxes is None:
@@ -259,6 +261,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
         index, image, arrived = pending.popleft()
         now = time.perf_counter()
         people = []
+        world.add_world_keys(out.frame, out.people)
         for tid, person in out.people.items():
             latencies.append((now - arrived) * 1000)
             record = {'frame': out.frame, 'track_id': tid, 'time_s': out.frame / stream.fps,
@@ -278,7 +281,9 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
             for index, frame in enumerate(stream):
                 arrived = time.perf_counter()
                 pending.append((index, frame, arrived))
-                out = online.push(frame, tracked(index, frame))
+                people_boxes = tracked(index, frame)
+                world.update(frame, np.array([box[:4] for _, box in people_boxes]).reshape(-1, 4))
+                out = online.push(frame, people_boxes)
                 if out is not None:
                     emit(out, lines)
                 steps.append((time.perf_counter() - arrived) * 1000)
