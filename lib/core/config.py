@@ -44,8 +44,10 @@ _C = CN()
 # ---------------------------------------------------------------------------------------------------------
 # General
 # ---------------------------------------------------------------------------------------------------------
-# Free-form run label. The official code chose data files by comparing it with fixed strings; here the data
-# files are the explicit DATASET.FILES keys and TITLE only labels the run.
+# Run label. The official code chose the training files and the Human3.6M SMPL supervision by comparing it with
+# fixed strings; here those are the explicit DATASET.FILES / DATASET.H36M_USE_SMPL keys. A YAML that sets one
+# of the three official TITLEs but not those keys (an official YAML as users keep it) gets the official choice
+# (OFFICIAL_TITLES below); otherwise TITLE only labels the run.
 _C.TITLE = 'default'
 # Experiments are written to OUTPUT_DIR/EXP_NAME (relative to the working directory).
 _C.OUTPUT_DIR = 'results'
@@ -342,6 +344,37 @@ _C.DEMO.SMOOTH_BETA = 1.0
 _C.DEMO.SMOOTH_D_CUTOFF = 1.0
 
 
+# What each official TITLE selected in the official dataset code (lib/dataset/_dataset_3d.py load_db and
+# get_single_item): the training databases and whether Human3.6M's SMPL parameters are supervised. Applied by
+# load_config to a YAML with such a TITLE that does not set DATASET.FILES / DATASET.H36M_USE_SMPL itself.
+OFFICIAL_TITLES = {
+    'repr_table4_3dpw_model': {'ThreeDPW.TRAIN': '3dpw_train_occ_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_occ_db.pt',
+                               'Human36M.TRAIN': 'h36m_train_25fps_occ_db.pt', 'H36M_USE_SMPL': False},
+    'repr_table4_h36m_mpii3d_model': {'ThreeDPW.TRAIN': '3dpw_train_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_db.pt',
+                                      'Human36M.TRAIN': 'h36m_train_25fps_db.pt', 'H36M_USE_SMPL': True},
+    'repr_table6_3dpw_model': {'ThreeDPW.TRAIN': '3dpw_train_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_occ_db.pt',
+                               'Human36M.TRAIN': 'h36m_train_25fps_occ_db.pt', 'H36M_USE_SMPL': True},
+}
+
+
+def _official_title_opts(cfg: CN, path: Path) -> list[str]:
+    """``KEY VALUE`` pairs of :data:`OFFICIAL_TITLES` for a YAML that names an official TITLE without setting
+    ``DATASET.FILES`` or ``DATASET.H36M_USE_SMPL`` itself (each left out key gets the official choice)."""
+    choice = OFFICIAL_TITLES.get(cfg.TITLE)
+    if choice is None:
+        return []
+    with open(path) as f:
+        dataset = (yaml.safe_load(f) or {}).get('DATASET') or {}
+    opts = []
+    for key, value in choice.items():
+        if key == 'H36M_USE_SMPL':
+            if key not in dataset:
+                opts += ['DATASET.H36M_USE_SMPL', str(value)]
+        elif 'FILES' not in dataset:
+            opts += [f'DATASET.FILES.{key}', value]
+    return opts
+
+
 def get_cfg_defaults() -> CN:
     """A mutable copy of the defaults."""
     return _C.clone()
@@ -365,6 +398,7 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: list[str] | Non
             raise ConfigError(f"malformed YAML in {path}: {' '.join(str(err).split())}") from None
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(f"{path}: {_yacs_message(err)}") from None
+        cfg.merge_from_list(_official_title_opts(cfg, path))
     if opts:
         if len(opts) % 2:
             raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd number: {' '.join(opts)}")
