@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -77,9 +78,11 @@ def repository_copy(root: Path) -> dict:
 
 def run(command: str, root: Path, env: dict, extra=()) -> subprocess.CompletedProcess:
     argv = command.split()
+    start = time.perf_counter()
     proc = subprocess.run([sys.executable, *argv[1:], *extra], cwd=root, env=env, capture_output=True, text=True,
                           timeout=900)
     assert proc.returncode == 0, f'{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}'
+    print(f'{time.perf_counter() - start:6.1f} s  {command} {" ".join(extra)}')   # shown with -s
     return proc
 
 
