@@ -66,6 +66,8 @@ def test_every_config_file_is_the_one_the_official_code_opens(name):
                 assert value == expected, (name, key, split)
                 checked += 1
     assert checked >= 7
+    # get_single_item: Human3.6M SMPL parameters are supervised except under the Table-1 3DPW TITLE
+    assert cfg.DATASET.H36M_USE_SMPL == (cfg.TITLE != 'repr_table4_3dpw_model')
     # and an official YAML as users keep it (no FILES / H36M_USE_SMPL keys) gets the same choice from TITLE
     official = official_yaml_text(name, '/abs/spin.pth.tar')
     path = Path(REPO / 'configs' / f'{name}.yaml')

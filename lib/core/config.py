@@ -348,12 +348,15 @@ _C.DEMO.SMOOTH_D_CUTOFF = 1.0
 # get_single_item): the training databases and whether Human3.6M's SMPL parameters are supervised. Applied by
 # load_config to a YAML with such a TITLE that does not set DATASET.FILES / DATASET.H36M_USE_SMPL itself.
 OFFICIAL_TITLES = {
-    'repr_table4_3dpw_model': {'ThreeDPW.TRAIN': '3dpw_train_occ_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_occ_db.pt',
-                               'Human36M.TRAIN': 'h36m_train_25fps_occ_db.pt', 'H36M_USE_SMPL': False},
-    'repr_table4_h36m_mpii3d_model': {'ThreeDPW.TRAIN': '3dpw_train_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_db.pt',
-                                      'Human36M.TRAIN': 'h36m_train_25fps_db.pt', 'H36M_USE_SMPL': True},
-    'repr_table6_3dpw_model': {'ThreeDPW.TRAIN': '3dpw_train_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_occ_db.pt',
-                               'Human36M.TRAIN': 'h36m_train_25fps_occ_db.pt', 'H36M_USE_SMPL': True},
+    'repr_table4_3dpw_model': {
+        'ThreeDPW.TRAIN': '3dpw_train_occ_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_occ_db.pt',
+        'Human36M.TRAIN': 'h36m_train_25fps_occ_db.pt', 'H36M_USE_SMPL': False},
+    'repr_table4_h36m_mpii3d_model': {
+        'ThreeDPW.TRAIN': '3dpw_train_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_db.pt',
+        'Human36M.TRAIN': 'h36m_train_25fps_db.pt', 'H36M_USE_SMPL': True},
+    'repr_table6_3dpw_model': {
+        'ThreeDPW.TRAIN': '3dpw_train_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_occ_db.pt',
+        'Human36M.TRAIN': 'h36m_train_25fps_occ_db.pt', 'H36M_USE_SMPL': True},
 }
 
 
