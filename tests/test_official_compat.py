@@ -7,9 +7,11 @@ import csv
 import logging
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
+import joblib
 import numpy as np
 import pytest
 import torch
@@ -25,6 +27,7 @@ from lib.eval.smoothing import quaternion_to_rotmat, rotmat_to_quaternion, slerp
 from lib.models import build_model, load_checkpoint, save_checkpoint
 from lib.models.checkpoint import (SMPL_DUMMY_PARAMS, UNUSED_WEIGHTS, load_optimizer_state,
                                    official_parameter_names, official_state_dict)
+from scripts.make_synthetic_data import make_synthetic_data
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / 'tests' / 'fixtures' / 'official_state_dict_keys.txt'
@@ -97,7 +100,7 @@ def official_yaml_text(name: str, spin: str) -> str:
 
 
 def load_config_text_file(text: str, name: str, opts=()):
-    import tempfile
+    """``load_config`` of a YAML ``text`` written to a file called ``name``."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / name
         path.write_text(text)
@@ -197,6 +200,10 @@ def test_checkpoints_resume_both_ways_with_the_official_optimizer_layout(make_cf
     for seed in (1, 2):
         set_grads(own, seed)
         opt.step()
+    # our earlier files (one entry per model parameter) still load
+    native = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    load_optimizer_state(native, model, opt.state_dict())
+    assert torch.equal(native.state_dict()['state'][5]['exp_avg'], opt.state_dict()['state'][5]['exp_avg'])
     path = save_checkpoint(tmp_path / 'checkpoint.pth.tar', model, epoch=3, performance=52.5, gen_optimizer=opt)
     ckpt = torch.load(path, weights_only=False)
     assert type(ckpt['performance']) is np.float64 and ckpt['performance'] == 52.5
@@ -275,8 +282,6 @@ def test_official_accel_curve_hand_checked():
 def eval_root(synthetic_root, tmp_path_factory):
     """A DATA_ROOT with a generated 3DPW test set (3 sequences of 40 frames), a random GLoT checkpoint and 4
     gray frames per sequence for rendering."""
-    import joblib
-    from scripts.make_synthetic_data import make_synthetic_data
     root = tmp_path_factory.mktemp('official_eval')
     (root / 'base_data').symlink_to(synthetic_root / 'base_data', target_is_directory=True)
     make_synthetic_data(root, seed=0, only=('3dpw_test',), raw_3dpw=False)
@@ -325,7 +330,6 @@ def test_seq_and_filter(eval_root, tmp_path):
 
 
 def test_plot_render_plain_and_frame(eval_root, tmp_path):
-    import joblib
     db = joblib.load(eval_root / 'preprocessed_data' / '3dpw_test_db.pt')
     out = tmp_path / 'eval'
     result = evaluate(eval_root, out, plot=True, render_plain=True, frame=1, seq='test_0')
