@@ -17,7 +17,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from lib.core import cli
+from lib.core import cli, config
 from lib.core.config import load_config, resolve_device, resolve_path
 from lib.core.files import MissingFilesError, check_files, glot_weights_file
 from lib.dataset.eval_sequences import EvalFrames
@@ -131,10 +131,12 @@ def test_official_paths_resolve_from_the_current_folder(tmp_path, monkeypatch):
 
 def test_device_cuda_without_cuda_runs_on_the_cpu(monkeypatch, caplog):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    config._log_cuda_fallback.cache_clear()
     with caplog.at_level(logging.INFO, logger='lib.core.config'):
         assert resolve_device('cuda') == torch.device('cpu')
         assert resolve_device('cuda') == torch.device('cpu')
-    assert len([r for r in caplog.records if 'no GPU' in r.getMessage()]) <= 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "DEVICE 'cuda': torch sees no GPU, running on the CPU (as DEVICE auto does)"]
     with pytest.raises(Exception, match="asked for CUDA"):
         resolve_device('cuda:1')
 

@@ -21,6 +21,7 @@ and ``EVAL.PROTOCOLS`` (official reversed back-padding vs corrected order).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from pathlib import Path
@@ -37,7 +38,6 @@ DATA_ROOT_ENV = 'GLOT_DATA_ROOT'
 # Config paths starting with these are relative to the current folder (the official YAMLs' './data/...').
 CWD_PREFIXES = ('./', '../', '.' + os.sep, '..' + os.sep)
 logger = logging.getLogger(__name__)
-_CPU_FALLBACK_LOGGED: list[bool] = []   # the DEVICE 'cuda' -> CPU line is logged once per process
 
 _C = CN()
 
@@ -488,9 +488,13 @@ def resolve_device(cfg_device: str):
         raise ConfigError(f"DEVICE '{cfg_device}' is not a torch device (use auto, cpu, cuda, cuda:N)") from None
     if device.type == 'cuda' and not torch.cuda.is_available():
         if cfg_device == 'cuda':
-            if not _CPU_FALLBACK_LOGGED:
-                _CPU_FALLBACK_LOGGED.append(True)
-                logger.info("DEVICE 'cuda': torch sees no GPU, running on the CPU (as DEVICE auto does)")
+            _log_cuda_fallback()
             return torch.device('cpu')
         raise ConfigError(f"DEVICE '{cfg_device}' asked for CUDA but torch sees no GPU; use DEVICE cpu or auto")
     return device
+
+
+@functools.cache
+def _log_cuda_fallback() -> None:
+    """The one log line (per process) of DEVICE 'cuda' running on the CPU."""
+    logger.info("DEVICE 'cuda': torch sees no GPU, running on the CPU (as DEVICE auto does)")
