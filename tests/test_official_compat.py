@@ -27,6 +27,7 @@ from lib.eval.smoothing import quaternion_to_rotmat, rotmat_to_quaternion, slerp
 from lib.models import build_model, load_checkpoint, save_checkpoint
 from lib.models.checkpoint import (SMPL_DUMMY_PARAMS, UNUSED_WEIGHTS, load_optimizer_state,
                                    official_parameter_names, official_state_dict)
+from lib.train.launch import train
 from scripts.make_synthetic_data import make_synthetic_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -361,3 +362,29 @@ def test_plot_render_plain_and_frame(eval_root, tmp_path):
         assert len(frames) == len([k for k in expected if k <= 3]) > 0
         assert frames[0][:3, :3].max() < 20          # the image was gray 90: plain background
     assert not list((out / 'render').glob('*_0.mp4'))
+
+
+def test_train_resumes_an_official_trainer_checkpoint(synthetic_root, tmp_path, caplog):
+    """train.py continues the official trainer's checkpoint.pth.tar (its four entries only), optimizer included."""
+    root = tmp_path / 'data'
+    root.mkdir()
+    (root / 'base_data').symlink_to(synthetic_root / 'base_data', target_is_directory=True)
+    make_synthetic_data(root, seed=0, sizes={'3dpw_train': (2, 32), '3dpw_val': (1, 32), 'insta_train': (2, 32)},
+                        raw_3dpw=False, occ_names=False, only=('3dpw_train', '3dpw_val', 'insta_train'))
+    small = ['DEVICE', 'cpu', 'NUM_WORKERS', '0', 'SEED_VALUE', '3', 'TRAIN.BATCH_SIZE', '4',
+             'TRAIN.NUM_ITERS_PER_EPOCH', '2', 'TRAIN.LR_PATIENCE', '0', 'TRAIN.val_epoch', '1',
+             'TRAIN.DATASETS_3D', "['ThreeDPW']", 'MODEL.d_model', '64', 'MODEL.n_layers', '1',
+             'MODEL.short_d_model', '64', 'MODEL.short_n_layers', '1', 'DATA_ROOT', str(root),
+             'OUTPUT_DIR', str(tmp_path / 'runs')]
+    train(load_config(None, small + ['EXP_NAME', 'first', 'TRAIN.END_EPOCH', '1']), progress=False)
+    ours = torch.load(tmp_path / 'runs' / 'first' / 'checkpoint.pth.tar', weights_only=False)
+    official = {k: ours[k] for k in ('epoch', 'gen_state_dict', 'performance', 'gen_optimizer')}
+    model = build_model(load_config(None, small))
+    assert len(official['gen_optimizer']['param_groups'][0]['params']) == len(list(model.parameters())) + 6
+    torch.save(official, tmp_path / 'official_checkpoint.pth.tar')
+    with caplog.at_level(logging.INFO, logger='lib.train'):
+        result = train(load_config(None, small + ['EXP_NAME', 'second', 'TRAIN.END_EPOCH', '2', 'TRAIN.RESUME',
+                                                  str(tmp_path / 'official_checkpoint.pth.tar')]), progress=False)
+    messages = '\n'.join(r.getMessage() for r in caplog.records)
+    assert 'resuming at epoch 2' in messages and 'Adam starts afresh' not in messages
+    assert result['epoch'] == 2 and [h['epoch'] for h in result['history']] == [2]
