@@ -71,14 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--export', default='', metavar='FORMATS',
                         help='also write the motion: glb (skinned animated meshes, all people in one file), bvh '
                              '(skeleton animation, one file per person and run of tracked frames), or glb,bvh')
-    parser.add_argument('--gpu', type=int, help='official flag: run on cuda:GPU (same as DEVICE cuda:GPU)')
     return parser
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    extra = ['DEVICE', f'cuda:{args.gpu}'] if args.gpu is not None else []
-    extra += ['DEMO.FPS', str(args.fps)] if args.fps is not None else []
+    extra = ['DEMO.FPS', str(args.fps)] if args.fps is not None else []
     cfg = config_from_args(args, extra)
     if args.display:
         logger.info('note: --display is ignored (this demo is headless; open the output video instead)')

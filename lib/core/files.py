@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from lib.core.config import data_root, db_path, resolve_path
+from lib.core.config import data_root, db_path, other_reading, resolve_path
 from lib.core.errors import UserError
 
 GLOT_RELEASE = "the GLoT release's Google Drive folder 1PXWeHeo1e5gyXqLpEhIpatlNLd-8lpmc"
@@ -117,5 +117,15 @@ def check_files(cfg, files: Iterable[NeededFile], task: str) -> None:
     lines = [f"{len(missing)} file{'s' if len(missing) > 1 else ''} needed to {task} "
              f"{'are' if len(missing) > 1 else 'is'} missing (nothing was run; paths in a config are under "
              f"DATA_ROOT, here {data_root(cfg).absolute()}):"]
-    lines += [f"  {f.what}: {'not set' if f.path is None else f.path}  <- from {f.source}" for f in missing]
+    lines += [f"  {f.what}: {'not set' if f.path is None else f.path}  <- {_where_else(cfg, f.path, f.source)}"
+              for f in missing]
     raise MissingFilesError('\n'.join(lines))
+
+
+def _where_else(cfg, path: Path | None, source: str) -> str:
+    """``from <source>``, or, when the file exists under the other reading of the config path rule, both places."""
+    other = None if path is None else other_reading(cfg, path)
+    if other is None:
+        return f"from {source}"
+    return (f"not there, but a file exists at {other}: in a config, a relative path starting with ./ or ../ is "
+            f"relative to the current folder, any other one is under DATA_ROOT; write the path to match")
