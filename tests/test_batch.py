@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from lib.core.config import REPO_ROOT, load_config
+from lib.core.dist import DistContext
 from lib.core.errors import UserError
-from lib.demo.batch import DONE_FILE, SUMMARY_FILE, BatchFailed, Ranks, batch_inputs, run_batch, run_videos
+from lib.demo.batch import DONE_FILE, SUMMARY_FILE, BatchFailed, batch_inputs, run_batch, run_videos
 from lib.demo.pipeline import DemoOptions
 from scripts.make_synthetic_video import make_synthetic_video
 from test_demo import CONFIG, SMALL_MODEL, _cli
@@ -82,8 +83,8 @@ def test_batch_inputs(tmp_path):
     with pytest.raises(UserError, match='would both write to'):
         run_batch(load_config(None, ['DEVICE', 'cpu']), [folder / 'b.mp4', tmp_path / 'b.mp4'], tmp_path / 'out')
 
-    assert [Ranks(r, 3).share(list('abcdefg')) for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
-    assert Ranks(1, 2, 1).device('cpu') == 'cpu' and Ranks().device('auto') == 'auto'
+    assert [DistContext(r, 3).share(list('abcdefg')) for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert DistContext(1, 2, 1).device('cpu') == torch.device('cpu')
 
 
 def test_batch_folder_with_a_corrupt_video(videos, first_run):

@@ -41,8 +41,8 @@ import torch
 from tqdm import tqdm
 
 from lib.core.config import resolve_device
+from lib.core.dist import DistContext
 from lib.core.errors import UserError
-from lib.demo.batch import Ranks
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
@@ -195,7 +195,7 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
     """
     options = options or DemoOptions()
     check_settings(cfg, options, writes=True)
-    if Ranks.from_env().world_size > 1:
+    if DistContext.from_env().enabled:
         raise UserError('--stream runs in one process; torchrun is for --vid_file with a folder or .txt list')
     stream = StreamSource(source)
     try:

@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.distributed as dist
 
 from lib.core.checks import config_differences
 from lib.core.config import ConfigError, load_config_text
+from lib.core.dist import DistContext, all_gather, init_process, leave_group
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, database_file, spin_checkpoint_file
 from lib.core.files import check_files as check_needed_files
@@ -36,7 +36,7 @@ from lib.dataset.loaders import batch_split, build_train_loaders, build_val_data
 from lib.models import build_model
 from lib.models.checkpoint import read_checkpoint
 from lib.models.smpl import load_h36m_regressor
-from lib.train.distributed import DistContext, RankShare, all_gather, init_distributed
+from lib.train.distributed import RankShare
 from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT, Trainer
 from lib.train.loss import build_loss
 from lib.train.rng import seed_everything
@@ -162,7 +162,7 @@ def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bo
         UserError: missing files, a folder in use or holding another run, nothing to resume, changed
             settings on resume, an output that cannot be written, bad settings, a non-finite loss.
     """
-    ctx, device = init_distributed(cfg)
+    ctx, device = init_process(cfg.DEVICE)
     out_dir = output_dir(cfg)
     check_files(cfg, fresh=resume_path(cfg, out_dir, require_resume) is None)
     if cfg.TRAIN.BATCH_SIZE < ctx.world_size:
@@ -178,8 +178,7 @@ def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bo
                 check_resume_settings(cfg, resume)
             return _train(cfg, ctx, device, out_dir, resume, after_step, progress)
     finally:
-        if ctx.enabled and dist.is_initialized():
-            dist.destroy_process_group()
+        leave_group(ctx)
 
 
 def _train(cfg, ctx: DistContext, device: torch.device, out_dir: Path, resume: Path | None, after_step,
