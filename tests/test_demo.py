@@ -19,8 +19,8 @@ from lib.demo import detection
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.core.errors import UserError
 from lib.demo.tracking import square_boxes
-from lib.demo import video
-from lib.demo.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
+from lib.vis import video
+from lib.vis.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
 from scripts.make_synthetic_video import make_synthetic_video
 
 FRAMES, WIDTH, HEIGHT = 32, 320, 240
@@ -124,7 +124,7 @@ def test_truncated_video_is_read_to_its_end_with_one_warning(tmp_path, caplog):
     writer.release()
     data = (tmp_path / 'full.avi').read_bytes()
     (tmp_path / 'cut.avi').write_bytes(data[:len(data) // 2])   # the header still announces 20 frames
-    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+    with caplog.at_level(logging.WARNING, logger='lib.vis.video'):
         reader = FrameReader(tmp_path / 'cut.avi')
         assert len(reader) == 20 and not caplog.records
         decoded = len(list(reader))
@@ -134,10 +134,10 @@ def test_truncated_video_is_read_to_its_end_with_one_warning(tmp_path, caplog):
         f"{tmp_path / 'cut.avi'}: decoded {decoded} of the 20 frames its header announces (truncated or partly "
         f"undecodable file); continuing with the {decoded} decoded frames"]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+    with caplog.at_level(logging.WARNING, logger='lib.vis.video'):
         assert len(FrameReader(tmp_path / 'cut.avi', exact_count=True)) == decoded   # counted up front
     assert len(caplog.records) == 1
-    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+    with caplog.at_level(logging.WARNING, logger='lib.vis.video'):
         assert len(list(FrameReader(tmp_path / 'full.avi'))) == 20
     assert len(caplog.records) == 1
 
@@ -317,7 +317,7 @@ def test_duplicate_boxes_are_merged():
 
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_hog_finds_a_60_pixel_person_in_a_768x576_frame(synthetic_root):
-    from lib.demo.renderer import Mesh, MeshRenderer
+    from lib.vis.renderer import Mesh, MeshRenderer
     from scripts.make_synthetic_video import body_vertices, place_camera, textured_background
 
     (verts,), faces = body_vertices(synthetic_root, 1)

@@ -238,7 +238,7 @@ _C.EVAL.PROTOCOLS = ['official', 'corrected']
 # 3DPW sequence files for the genders).
 _C.EVAL.GENDERED_MPVPE = False
 # evaluate.py --render: frames drawn per sequence, from its first frame (official 200; 0 = all), and the
-# rasteriser of lib/demo/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
+# rasteriser of lib/vis/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
 _C.EVAL.RENDER_FRAMES = 200
 _C.EVAL.RENDER_MODE = 'painter'
 

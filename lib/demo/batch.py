@@ -37,7 +37,7 @@ from lib.core.io import atomic_write
 from lib.demo.cache import file_key, video_key
 from lib.demo.inference import GLoTPredictor, weight_files
 from lib.demo.pipeline import DemoOptions, DemoResult, run_demo
-from lib.demo.video import IMAGE_EXTENSIONS, FrameReader
+from lib.vis.video import IMAGE_EXTENSIONS, FrameReader
 
 logger = logging.getLogger(__name__)
 

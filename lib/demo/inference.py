@@ -24,8 +24,8 @@ from lib.models import build_model, load_checkpoint
 from lib.models.params import smpl_from_rotmat, split_theta
 from lib.models.smpl import GENDERS, build_smpl
 from lib.models.spin import load_hmr
-from lib.utils.geometry import convert_crop_cam_to_orig_img
 from lib.utils.img_utils import crop_patch, normalize_images
+from lib.vis.camera import image_camera
 
 RESULT_KEYS = ('pred_cam', 'orig_cam', 'verts', 'pose', 'betas', 'joints3d', 'joints2d', 'bboxes', 'frame_ids')
 
@@ -184,10 +184,7 @@ class GLoTPredictor:
         pred_cam = cam.copy()
         if render_plain:
             pred_cam[:, 0], pred_cam[:, 1:] = 1.0, 0.0
-        bboxes = track.bboxes.astype(np.float64).copy()
-        bboxes[:, 2:] *= self.cfg.DEMO.BBOX_SCALE
-        orig_cam = convert_crop_cam_to_orig_img(torch.from_numpy(pred_cam).double(), torch.from_numpy(bboxes),
-                                                width, height).numpy()
+        orig_cam, bboxes = image_camera(pred_cam, track.bboxes, self.cfg.DEMO.BBOX_SCALE, width, height)
         joints3d = torch.cat(joints).numpy()
         return {
             'pred_cam': pred_cam,

@@ -13,7 +13,7 @@ Stages (each with a tqdm bar and a line in the timing summary):
    the official demo.
 5. **export** (``--export glb,bvh``): each person's motion as a skinned, animated GLB and as BVH
    (``lib/demo/export/``).
-6. **render**: meshes drawn over the frames (``lib/demo/renderer.py``), written as ``<name>_glot_output.mp4``.
+6. **render**: meshes drawn over the frames (``lib/vis/overlay.py``), written as ``<name>_glot_output.mp4``.
 
 Each person's result has the official ``RESULT_KEYS`` and, beside them, the camera-space ``CAMERA_KEYS`` of
 ``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``).
@@ -41,17 +41,17 @@ from lib.core.config import ConfigError, resolve_device
 from lib.core.io import atomic_write, probe_output_dir
 from lib.core.logs import LOG_FILE, captured_log
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
-from lib.demo.camera import focal_length
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
 from lib.demo.export import check_export_formats, write_exports
 from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
 from lib.core.errors import UserError
-from lib.demo.renderer import Mesh, MeshRenderer, track_color, write_obj
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
                                 track_detections)
-from lib.demo.video import FrameReader, VideoInfo, VideoWriter
 from lib.models.smpl import GENDERS
+from lib.vis.overlay import Figure, OverlayStyle, OverlayWriter
+from lib.vis.renderer import track_color, write_obj
+from lib.vis.video import FrameReader, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -307,53 +307,52 @@ def _features(predictor: GLoTPredictor, reader: FrameReader, tracks: list[Person
     return features
 
 
+def overlay_style(cfg, options: DemoOptions) -> OverlayStyle:
+    """The drawing settings of the demo's overlay videos (offline and online)."""
+    demo = cfg.DEMO
+    return OverlayStyle(demo.CAMERA, demo.FOCAL_LENGTH, demo.RENDER_MODE, demo.RENDER_ALPHA, options.wireframe,
+                        options.sideview, options.render_plain)
+
+
 def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.ndarray, output_dir: Path,
             name: str, options: DemoOptions, num_frames: int) -> list[Path]:
     per_frame: list[list[tuple[int, int]]] = [[] for _ in range(num_frames)]
     for pid, res in results.items():
         for row, frame in enumerate(res['frame_ids']):
             per_frame[int(frame)].append((pid, row))
-    perspective = cfg.DEMO.CAMERA == 'perspective'
-    renderer = MeshRenderer(faces, info.width, info.height, cfg.DEMO.RENDER_MODE, cfg.DEMO.RENDER_ALPHA,
-                            options.wireframe,
-                            focal_length(cfg.DEMO.FOCAL_LENGTH, info.width, info.height) if perspective else None)
-    camera_key = 'trans_cam' if perspective else 'orig_cam'
     files = []
     video_path = output_dir / f'{name}_glot_output.mp4'
-    width = info.width * (2 if options.sideview else 1)
-    writer = VideoWriter(video_path, info.fps, (width, info.height)) if options.render else None
-    with writer if writer is not None else nullcontext(), \
+    overlay = (OverlayWriter(video_path, faces, info.width, info.height, info.fps, overlay_style(cfg, options))
+               if options.render else None)
+    with overlay if overlay is not None else nullcontext(), \
             tqdm(total=num_frames, desc='render', unit='frame') as bar:
         for frame_index, frame in enumerate(reader):
             if frame_index >= num_frames:
                 break
-            people = [(pid, results[pid]['verts'][row], results[pid][camera_key][row])
-                      for pid, row in per_frame[frame_index]]
-            render_frame(renderer, writer, frame, frame_index, people, faces, output_dir, options)
+            people = [(pid, figure(results[pid], row, pid)) for pid, row in per_frame[frame_index]]
+            render_frame(overlay, frame, frame_index, people, faces, output_dir, options)
             bar.update(1)
-    if writer is not None:
+    if overlay is not None:
         files.append(video_path)
     if options.save_obj:
         files.append(output_dir / 'meshes')
     return files
 
 
-def render_frame(renderer: MeshRenderer, writer: VideoWriter | None, frame: np.ndarray, frame_index: int,
-                 people: list[tuple[int, np.ndarray, np.ndarray]], faces: np.ndarray, output_dir: Path,
-                 options: DemoOptions) -> None:
-    """The outputs of one frame: ``meshes/<id>/<frame>.obj`` (``save_obj``) and the overlay image appended to
-    ``writer`` (when given). ``people`` lists ``(track id, verts (6890, 3), camera)``, the camera of the
-    renderer's kind: ``orig_cam (4,)``, or ``trans_cam (3,)`` for a renderer with a focal length."""
+def figure(result: dict, row: int, track_id: int) -> Figure:
+    """Row ``row`` of a person's results as a :class:`Figure` in the track's colour."""
+    return Figure(result['verts'][row], result['orig_cam'][row], result['trans_cam'][row], track_color(track_id))
+
+
+def render_frame(overlay: OverlayWriter | None, frame: np.ndarray, frame_index: int,
+                 people: list[tuple[int, Figure]], faces: np.ndarray, output_dir: Path, options: DemoOptions) -> None:
+    """The outputs of one frame: ``meshes/<id>/<frame>.obj`` (``save_obj``) and the overlay image (when
+    ``overlay`` is given). ``people`` lists ``(track id, figure)``."""
     if options.save_obj:
-        for pid, verts, _ in people:
-            write_obj(output_dir / 'meshes' / f'{pid:04d}' / f'{frame_index:06d}.obj', verts, faces)
-    if writer is not None:
-        meshes = [Mesh(verts, cam, track_color(pid)) for pid, verts, cam in people]
-        base = np.zeros_like(frame) if options.render_plain else frame
-        image = renderer.render(base, meshes)
-        if options.sideview:
-            image = np.concatenate([image, renderer.render(np.zeros_like(frame), meshes, side_view=True)], axis=1)
-        writer.write(image)
+        for pid, fig in people:
+            write_obj(output_dir / 'meshes' / f'{pid:04d}' / f'{frame_index:06d}.obj', fig.verts, faces)
+    if overlay is not None:
+        overlay.write(frame, [fig for _, fig in people])
 
 
 def _remove_stale_outputs(output_dir: Path, name: str, written: list[Path]) -> None:

@@ -27,15 +27,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -46,57 +43,15 @@ from lib.core.errors import UserError
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
-from lib.demo.pipeline import DemoOptions, check_settings, render_frame
-from lib.demo.renderer import MeshRenderer
+from lib.demo.pipeline import DemoOptions, check_settings, figure, overlay_style, render_frame
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes
-from lib.demo.video import IMAGE_FOLDER_FPS, VideoWriter, count_frames
+from lib.vis.overlay import OverlayWriter
+from lib.vis.video import StreamSource, count_frames
 
 logger = logging.getLogger(__name__)
 
 STREAM_FILE = 'glot_stream.jsonl'
-
-
-class StreamSource:
-    """Frames ``(H, W, 3)`` uint8 BGR from a camera index (``'0'``), a URL OpenCV can open, or a video file,
-    read once, in order, as they come. ``path`` is the file (None for cameras and URLs); ``fps`` the
-    source's rate (29.97 when it reports none). Iterating to the end, or :meth:`close`, releases it."""
-
-    def __init__(self, source: str):
-        self.source = str(source)
-        self.path: Path | None = None
-        if self.source.isdigit():
-            target, self.name = int(self.source), f'camera{self.source}'
-        elif '://' in self.source:
-            target = self.source
-            self.name = re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(urlparse(self.source).path).stem) or 'stream'
-        else:
-            self.path = Path(self.source).expanduser()
-            if not self.path.is_file():
-                raise UserError(f"stream source not found: {self.path} (give a camera index, a URL or a video file)")
-            target, self.name = str(self.path), self.path.stem
-        self._capture = cv2.VideoCapture(target)
-        ok, self._first = self._capture.read() if self._capture.isOpened() else (False, None)
-        if not ok or self._first is None:
-            self._capture.release()
-            raise UserError(f"cannot read a frame from stream {self.source} (no such camera, an unreachable URL, "
-                            f"or a file OpenCV cannot decode)")
-        fps = self._capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else IMAGE_FOLDER_FPS
-        self.height, self.width = self._first.shape[:2]
-
-    def __iter__(self):
-        try:
-            frame = self._first
-            while frame is not None:
-                yield frame
-                ok, frame = self._capture.read()
-                frame = frame if ok else None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._capture.release()
 
 
 @dataclass
@@ -242,10 +197,8 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
     output_dir = output_folder / stream.name
     lines_path = output_dir / STREAM_FILE
     video_path = output_dir / f'{stream.name}_glot_stream.mp4'
-    renderer = MeshRenderer(predictor.faces, stream.width, stream.height, cfg.DEMO.RENDER_MODE,
-                            cfg.DEMO.RENDER_ALPHA, options.wireframe)
-    size = (stream.width * (2 if options.sideview else 1), stream.height)
-    writer = VideoWriter(video_path, stream.fps, size) if options.render else None
+    writer = (OverlayWriter(video_path, predictor.faces, stream.width, stream.height, stream.fps,
+                            overlay_style(cfg, options)) if options.render else None)
     pending: deque = deque()  # (frame index, image, arrival time) of the frames not emitted yet
     latencies, steps = [], []
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -264,9 +217,9 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
                            for key, value in person.items() if value is not None and key != 'frame_ids'
                            and (key != 'verts' or cfg.DEMO.STREAM_VERTS)})
             lines.write(json.dumps(record) + '\n')
-            people.append((tid, person['verts'][0], person['orig_cam'][0]))
+            people.append((tid, figure(person, 0, tid)))
         lines.flush()
-        render_frame(renderer, writer, image, index, people, predictor.faces, output_dir, options)
+        render_frame(writer, image, index, people, predictor.faces, output_dir, options)
 
     start = time.perf_counter()
     with writer if writer is not None else nullcontext(), open(lines_path, 'w', encoding='utf-8') as lines, \

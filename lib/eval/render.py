@@ -10,12 +10,11 @@ from tqdm import tqdm
 
 from lib.core.config import resolve_path
 from lib.core.errors import UserError
-from lib.demo.renderer import Mesh, MeshRenderer
-from lib.demo.video import VideoWriter
 from lib.dataset.eval_sequences import as_str
 from lib.eval.protocol import EvalResult
 from lib.models.params import smpl_from_rotmat
-from lib.utils.geometry import convert_crop_cam_to_orig_img
+from lib.vis.camera import OFFICIAL_BOX_SCALE, image_camera
+from lib.vis.overlay import Figure, OverlayStyle, OverlayWriter
 
 def dataset_image_paths(cfg, dataset: str, db: dict) -> np.ndarray:
     """``(N,)`` image file of every DB row, for ``--render``.
@@ -48,7 +47,8 @@ def render_predictions(cfg, result: EvalResult, image_paths: np.ndarray, db: dic
     """Draw the predicted meshes on the dataset frames: one ``<sequence>.mp4`` per sequence in ``out_dir``,
     the first ``EVAL.RENDER_FRAMES`` frames of each (0 = all), at half resolution as the official script.
 
-    The image camera comes from the predicted crop camera and the DB box scaled by 1.2 (the official rule).
+    The image camera comes from the predicted crop camera and the DB box scaled by 1.2 (the official rule,
+    :data:`lib.vis.camera.OFFICIAL_BOX_SCALE`).
     Frames whose image is missing are skipped.
     """
     frames, preds = result.frames, result.predictions
@@ -56,6 +56,7 @@ def render_predictions(cfg, result: EvalResult, image_paths: np.ndarray, db: dic
     faces = np.asarray(smpl.faces, dtype=np.int64)
     device = next(smpl.buffers()).device
     bboxes = np.asarray(db['bbox'], dtype=np.float64)
+    style = OverlayStyle(mode=cfg.EVAL.RENDER_MODE)
     written = []
     for s, name in enumerate(tqdm(frames.names, desc='rendering', unit='seq', disable=not progress)):
         start, n = int(frames.starts[s]), int(frames.lengths[s])
@@ -69,18 +70,15 @@ def render_predictions(cfg, result: EvalResult, image_paths: np.ndarray, db: dic
             continue
         height, width = first.shape[:2]
         size = (width // 2 - (width // 2) % 2, height // 2 - (height // 2) % 2)
-        mesh_renderer = MeshRenderer(faces, width, height, mode=cfg.EVAL.RENDER_MODE)
-        bbox = torch.from_numpy(bboxes[frames.rows[pos]].copy())
-        bbox[:, 2:] *= 1.2
-        cams = convert_crop_cam_to_orig_img(preds.cam[pos].double(), bbox, width, height).numpy()
+        cams, _ = image_camera(preds.cam[pos].numpy(), bboxes[frames.rows[pos]], OFFICIAL_BOX_SCALE, width,
+                               height)
         path = out_dir / f"{name.replace('/', '_')}.mp4"
-        with VideoWriter(path, fps=30.0, size=size) as video:
+        with OverlayWriter(path, faces, width, height, 30.0, style, size) as video:
             for k, p in enumerate(pos):
                 image = cv2.imread(str(image_paths[frames.rows[p]]))
                 if image is None or image.shape[:2] != (height, width):
                     continue
-                image = mesh_renderer.render(image, [Mesh(verts[k], cams[k])])
-                video.write(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+                video.write(image, [Figure(verts[k], cams[k])])
         if path.is_file():
             written.append(path)
     return written
