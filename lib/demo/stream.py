@@ -16,8 +16,9 @@ the online results equal the offline demo's (float tolerance).
 Outputs in ``<output_folder>/<name>/`` (``name``: the file's stem, ``camera<N>``, or the URL's last path
 part): :data:`STREAM_FILE`, JSON lines, one per person per frame, written to its final name and flushed line
 by line as results come (the one output not written atomically, so a reader can follow it live); and,
-unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video encoded as frames come (renamed into
-place when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
+unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video (drawn as the offline demo's,
+:func:`lib.demo.pipeline.overlay_style`, with ``DEMO.CAMERA``) encoded as frames come (renamed into place
+when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
 whose arrival released it (``emitted_at``; ``flushed`` for the tail), ``latency_ms`` (wall time from the
 frame's arrival to its result) and the keys of ``glot_output.pkl`` for that person and frame (``verts`` only
 with ``DEMO.STREAM_VERTS``).
