@@ -102,7 +102,7 @@ def test_batch_folder_with_a_corrupt_video(videos, first_run):
         (res,) = joblib.load(out / name / 'glot_output.pkl').values()
         assert res['frame_ids'].tolist() == list(range(frames)) and res['verts'].shape == (frames, 6890, 3)
         done = json.loads((out / name / DONE_FILE).read_text())
-        assert sorted(done['files']) == [f'{name}_glot_output.mp4', 'glot_output.pkl', 'log.txt']
+        assert sorted(done['files']) == [f'{name}_glot_output.mp4', 'config.yaml', 'glot_output.pkl', 'log.txt']
         assert done['key']['video']['size'] == (videos.videos / f'{name}.mp4').stat().st_size
         assert 'DEVICE' not in done['key']['config']
     assert not (out / 'c').exists()
@@ -168,7 +168,7 @@ def test_torchrun_two_processes_write_the_same_files(videos, first_run, monkeypa
     for name in LENGTHS:
         files = sorted(p.name for p in (out / name).iterdir())
         assert files == sorted(p.name for p in (single / name).iterdir()) == [
-            f'{name}_glot_output.mp4', 'cache', DONE_FILE, 'glot_output.pkl', 'log.txt']
+            f'{name}_glot_output.mp4', 'cache', 'config.yaml', DONE_FILE, 'glot_output.pkl', 'log.txt']
         ours, theirs = joblib.load(out / name / 'glot_output.pkl'), joblib.load(single / name / 'glot_output.pkl')
         assert ours.keys() == theirs.keys()
         for pid in ours:

@@ -1,6 +1,8 @@
 """Demo: video I/O, box files, detectors, windows, and the whole pipeline on a generated video."""
 import json
 import logging
+import shlex
+import sys
 from types import SimpleNamespace
 
 import cv2
@@ -405,6 +407,9 @@ def test_demo_with_bbox_file(clip, tmp_path, capsys):
     assert _video_frames(folder / 'walk_glot_output.mp4') == (FRAMES, (HEIGHT, 2 * WIDTH))
     assert len(list((folder / 'meshes' / f'{next(iter(results)):04d}').glob('*.obj'))) == FRAMES
     assert not [p for p in folder.rglob('*') if 'partial' in p.name]
+    # the run record: log.txt starts with the command, config.yaml is the merged config
+    assert (folder / 'log.txt').read_text().split('\n')[0].endswith(' command: ' + shlex.join(sys.argv))
+    assert load_config(str(folder / 'config.yaml')) == load_config(CONFIG, clip.opts)
 
 
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')

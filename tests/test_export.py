@@ -216,7 +216,7 @@ def test_outputs_and_camera_keys(run):
     files = sorted(p.relative_to(run.out).as_posix() for p in run.out.rglob('*') if p.is_file()
                    and 'cache' not in p.parts)
     assert files == ['bvh/person1_frames0-23.bvh', 'bvh/person2_frames0-9.bvh', 'bvh/person2_frames12-23.bvh',
-                     'glot_output.pkl', 'log.txt', 'two_glot.glb', 'two_glot_output.mp4']
+                     'config.yaml', 'glot_output.pkl', 'log.txt', 'two_glot.glb', 'two_glot_output.mp4']
     assert sorted(run.results) == [1, 2]
     for res in run.results.values():
         assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS

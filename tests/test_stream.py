@@ -1,6 +1,8 @@
 """Online mode: the ring-buffer windows equal the offline windows, a generated video read as a stream gives
 the offline demo's results exactly seqlen // 2 frames late, and bad sources fail with one line."""
 import json
+import shlex
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -100,6 +102,8 @@ def test_stream_equals_offline_demo(walk, tmp_path, capsys):
         np.testing.assert_allclose(online, reference[key], rtol=0, atol=atol, err_msg=key)
     assert all(r['latency_ms'] > 0 and r['time_s'] == r['frame'] / 25.0 for r in lines)
     assert _video_frames(folder / 'walk_glot_stream.mp4') == (FRAMES, (120, 160))
+    assert (folder / 'log.txt').read_text().split('\n')[0].endswith(' command: ' + shlex.join(sys.argv))
+    assert load_config(str(folder / 'config.yaml')).DEMO.STREAM_VERTS is True
 
 
 def test_stream_bad_sources_exit_2(walk, tmp_path, capsys, monkeypatch):

@@ -39,7 +39,7 @@ from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device
 from lib.core.io import atomic_write, probe_output_dir
-from lib.core.logs import LOG_FILE, captured_log
+from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
 from lib.demo.export import check_export_formats, write_exports
@@ -162,14 +162,16 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     """
     with captured_log() as lines:
         result = _run_demo(cfg, vid_file, output_folder, options or DemoOptions(), checkpoint, predictor)
-    if result.output_dir is not None:     # the run's log beside its outputs, written with them
-        result.files.append(atomic_write(result.output_dir / LOG_FILE, '\n'.join(lines) + '\n'))
+    if result.output_dir is not None:     # the run's record and log beside its outputs, written with them
+        result.files += [write_run_config(result.output_dir, cfg),
+                         atomic_write(result.output_dir / LOG_FILE, '\n'.join(lines) + '\n')]
     return result
 
 
 def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, predictor) -> DemoResult:
     """The work of :func:`run_demo`, whose log it captures."""
     check_settings(cfg, options, output_folder is not None)
+    log_run(cfg, resolve_device(cfg.DEVICE), None)
     watch = _Stopwatch()
     reader = FrameReader(vid_file, fps=cfg.DEMO.FPS or None, exact_count=options.bbox_file is not None)
     info = reader.info

@@ -14,8 +14,8 @@ minimum). With ``DEMO.BBOX_SMOOTH_SIGMA 0`` and tracks without gaps that are lon
 the online results equal the offline demo's (float tolerance).
 
 Outputs in ``<output_folder>/<name>/`` (``name``: the file's stem, ``camera<N>``, or the URL's last path
-part): :data:`STREAM_FILE`, JSON lines, one per person per frame, written to its final name and flushed line
-by line as results come (the one output not written atomically, so a reader can follow it live); and,
+part): ``config.yaml`` and ``log.txt`` (the run record, written at the end); :data:`STREAM_FILE`, JSON
+lines, one per person per frame, written to its final name and flushed line by line as results come (the one output not written atomically, so a reader can follow it live); and,
 unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video (drawn as the offline demo's,
 :func:`lib.demo.pipeline.overlay_style`, with ``DEMO.CAMERA``) encoded as frames come (renamed into place
 when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
@@ -41,6 +41,8 @@ from tqdm import tqdm
 from lib.core.config import resolve_device
 from lib.core.dist import DistContext
 from lib.core.errors import UserError
+from lib.core.io import atomic_write
+from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
@@ -155,9 +157,15 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
         raise UserError('--stream runs in one process; torchrun is for --vid_file with a folder or .txt list')
     stream = StreamSource(source)
     try:
-        return _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor)
+        with captured_log() as lines:
+            log_run(cfg, resolve_device(cfg.DEVICE), None)
+            result = _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor)
     finally:
         stream.close()
+    # the run's record and log beside its outputs
+    result.files += [write_run_config(result.output_dir, cfg),
+                     atomic_write(result.output_dir / LOG_FILE, '\n'.join(lines) + '\n')]
+    return result
 
 
 def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOptions, checkpoint,

@@ -14,7 +14,7 @@ from lib.core.config import db_path, resolve_device, resolve_path
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, check_files, database_file, glot_weights_file
 from lib.core.io import prepare_output_dir
-from lib.core.logs import log_file
+from lib.core.logs import log_file, log_run, write_run_config
 from lib.dataset.db import load_db
 from lib.dataset.eval_sequences import as_str
 from lib.eval.protocol import EVAL_SETS, EvalResult, EvalSetSpec, Evaluator
@@ -75,6 +75,8 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
 
     out_dir = prepare_output_dir(Path(output_dir) if output_dir else default_output_dir(cfg, dataset))
     with log_file(out_dir):
+        log_run(cfg, device, out_dir)
+        write_run_config(out_dir, cfg)
         start = time.perf_counter()
         evaluator = Evaluator(model, device, j_regressor=j_regressor, smpl=smpl, gendered_smpl=gendered_smpl,
                               batch_size=cfg.EVAL.BATCH_SIZE, protocols=protocols, seqlen=cfg.DATASET.SEQLEN,
@@ -85,7 +87,9 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
                 'device': str(device), 'frames': result.num_frames, 'sequences': result.num_sequences,
                 'protocols': protocols, 'seconds': round(seconds, 3)}
         write_results(result, out_dir, info)
-        print(format_table(result))
+        table = format_table(result)
+        print(table)
+        logger.info('results:\n%s', table, extra={'file_only': True})
         logger.info('results written to %s', out_dir)
         if render:
             videos = render_predictions(cfg, result, image_paths, db, model.smpl, out_dir / 'render',

@@ -15,9 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import signal
-import sys
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
@@ -30,8 +28,8 @@ from lib.core.dist import DistContext, all_gather, init_process, leave_group
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, database_file, spin_checkpoint_file
 from lib.core.files import check_files as check_needed_files
-from lib.core.io import RunLock, atomic_write, prepare_output_dir
-from lib.core.logs import log_file
+from lib.core.io import RunLock, prepare_output_dir
+from lib.core.logs import log_file, log_run, write_run_config
 from lib.dataset.loaders import batch_split, build_train_loaders, build_val_dataset
 from lib.models import build_model
 from lib.models.checkpoint import read_checkpoint
@@ -185,12 +183,9 @@ def _train(cfg, ctx: DistContext, device: torch.device, out_dir: Path, resume: P
            progress) -> dict:
     if ctx.is_main:
         prepare_output_dir(out_dir)
-        atomic_write(out_dir / 'config.yaml', cfg.dump())
+        write_run_config(out_dir, cfg)
     with log_file(out_dir, ctx.is_main):
-        logger.info('command: %s', ' '.join(sys.argv))
-        logger.info('python %s, torch %s, %s, device %s, %d process(es)', platform.python_version(),
-                    torch.__version__, platform.platform(), device, ctx.world_size)
-        logger.info('config (also in %s):\n%s', out_dir / 'config.yaml', cfg.dump(), extra={'file_only': True})
+        log_run(cfg, device, out_dir, ctx.world_size)
         logger.info('output: %s', out_dir)
         torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK
         torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC
