@@ -409,14 +409,14 @@ def test_demo_with_bbox_file(clip, tmp_path, capsys):
     assert not [p for p in folder.rglob('*') if 'partial' in p.name]
     # the run record: log.txt starts with the command, config.yaml is the merged config
     assert (folder / 'log.txt').read_text().split('\n')[0].endswith(' command: ' + shlex.join(sys.argv))
-    assert load_config(str(folder / 'config.yaml')) == load_config(CONFIG, clip.opts)
+    assert load_config(str(folder / 'config.yaml')) == load_config(CONFIG, [*clip.opts, 'DEMO.SIDEVIEW', 'True'])
 
 
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
-    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_MIN_HEIGHT', '64'])
+    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_MIN_HEIGHT', '64', 'DEMO.DETECTOR', 'hog'])
     predictor = GLoTPredictor(cfg, clip.ckpt)
-    options = DemoOptions(detector='hog')
+    options = DemoOptions()
     result = run_demo(cfg, clip.video.path, tmp_path / 'out', options, predictor=predictor)
     _check_results(result.results, FRAMES)
     truth = square_boxes(clip.video.boxes[0])
@@ -429,7 +429,7 @@ def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
     # A second run reuses the cached detections and features.
     monkeypatch.setattr('lib.demo.pipeline.build_detector', lambda *a, **k: pytest.fail('detector rebuilt'))
     monkeypatch.setattr(predictor, 'features', lambda *a, **k: pytest.fail('features recomputed'))
-    again = run_demo(cfg, clip.video.path, tmp_path / 'out', DemoOptions(detector='hog', render=False),
+    again = run_demo(cfg, clip.video.path, tmp_path / 'out', DemoOptions(render=False),
                      predictor=predictor)
     for pid, res in result.results.items():
         np.testing.assert_allclose(again.results[pid]['verts'], res['verts'], atol=1e-5)
@@ -493,3 +493,22 @@ def test_bad_inputs_exit_2_and_write_nothing(clip, tmp_path, capsys):
         report = ('\n' + err).split('\nerror: ')     # log lines | the error line and its list of files if any
         assert len(report) == 2 and message in report[1] and 'Traceback' not in err, err
         assert not out.exists()
+
+
+def test_flags_are_demo_settings(dry_entry_points, tmp_path):
+    """Every behaviour flag of demo.py sets its DEMO key (after the trailing overrides); the options keep only
+    the box file and what to write."""
+    modules, calls = dry_entry_points
+    modules['demo'].main(['--vid_file', 'v.mp4', '--detector', 'hog', '--tracker_batch_size', '4', '--gender', 'male',
+                          '--export', 'glb,bvh', '--sideview', '--render_plain', '--wireframe', '--fps', '12',
+                          '--bbox_file', 'b.csv', '--no_render', 'DEMO.FOCAL_LENGTH', '960', 'DEMO.GENDER', 'female'])
+    cfg, _, _, options, kwargs = calls['demo']
+    demo = cfg.DEMO
+    assert (demo.DETECTOR, demo.TRACKER_BATCH_SIZE, demo.GENDER, demo.EXPORT, demo.FPS, demo.FOCAL_LENGTH) == \
+        ('hog', 4, 'male', ['glb', 'bvh'], 12.0, 960.0)
+    assert demo.SIDEVIEW and demo.RENDER_PLAIN and demo.WIREFRAME
+    assert options == DemoOptions(bbox_file='b.csv', save_pkl=True, save_obj=False, render=False)
+    modules['demo'].main(['--vid_file', 'v.mp4'])
+    demo = calls['demo'][0].DEMO
+    assert (demo.DETECTOR, demo.TRACKER_BATCH_SIZE, demo.GENDER, demo.EXPORT, demo.SIDEVIEW) == \
+        ('auto', 12, 'neutral', [], False)

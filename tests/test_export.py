@@ -53,8 +53,8 @@ def run(synthetic_root, tmp_path_factory):
         return ['--vid_file', str(video.path), '--cfg', CONFIG, '--checkpoint', str(folder / 'glot.pth.tar'),
                 '--output_folder', str(output_folder), '--bbox_file', str(boxes), '--export', export, *opts]
 
-    run_demo(load_config(CONFIG, [*opts, 'DEMO.CAMERA', 'perspective']), video.path, folder / 'out',
-             DemoOptions(bbox_file=str(folder / 'boxes.csv'), export=('glb', 'bvh')), folder / 'glot.pth.tar')
+    run_demo(load_config(CONFIG, [*opts, 'DEMO.CAMERA', 'perspective', 'DEMO.EXPORT', "['glb', 'bvh']"]), video.path,
+             folder / 'out', DemoOptions(bbox_file=str(folder / 'boxes.csv')), folder / 'glot.pth.tar')
     out = folder / 'out' / 'two'
     base = synthetic_root / 'base_data'
     reference = SMPL(base, j_regressor_extra=base / 'J_regressor_extra.npy').double()
@@ -320,7 +320,7 @@ def test_euler_zxy_round_trip_and_continuity():
 def test_export_errors_are_one_line(run, capsys, tmp_path):
     """An unknown format, or an export of a run where nobody is tracked: one error line, exit 2, no files."""
     (tmp_path / 'short.csv').write_text('\n'.join(f'{f},100,30,160,220' for f in range(5)))
-    cases = [(run.argv(tmp_path / 'out', 'glb,fbx'), "unknown --export format 'fbx': choose from glb, bvh"),
+    cases = [(run.argv(tmp_path / 'out', 'glb,fbx'), "DEMO.EXPORT ['glb', 'fbx'] must list only of glb, bvh"),
              (run.argv(tmp_path / 'out', 'glb', tmp_path / 'short.csv'), 'no person found')]
     for argv, message in cases:
         code, err = _cli(argv, capsys)

@@ -26,7 +26,7 @@ import torch
 import yaml
 from yacs.config import CfgNode as CN
 
-from lib.core.checks import check_config
+from lib.core.checks import check_config, config_value
 from lib.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -246,8 +246,22 @@ _C.EVAL.RENDER_MODE = 'painter'
 # Demo
 # ---------------------------------------------------------------------------------------------------------
 _C.DEMO = CN()
-# Person detector: 'auto' (torchvision if its weights are local, else HOG), 'torchvision' or 'hog'.
+# Person detector: 'auto' (torchvision if its weights are local, else HOG), 'torchvision' or 'hog' (demo.py
+# --detector sets it).
 _C.DEMO.DETECTOR = 'auto'
+# Frames per detector batch (demo.py --tracker_batch_size, the official flag).
+_C.DEMO.TRACKER_BATCH_SIZE = 12
+# SMPL body of the output meshes, joints and exports: 'neutral', 'male' or 'female' (demo.py --gender); the
+# model itself always predicts with the neutral body, as the official demo.
+_C.DEMO.GENDER = 'neutral'
+# Motion files written beside the results: any of 'glb' (skinned animated meshes, all people in one file) and
+# 'bvh' (skeleton animation per person); demo.py --export glb,bvh sets it.
+_C.DEMO.EXPORT = []
+# Overlay video: a side view of the meshes right of each frame (--sideview), the meshes on black with the
+# crop camera (1, 0, 0) as the official --render_plain (--render_plain), visible edges only (--wireframe).
+_C.DEMO.SIDEVIEW = False
+_C.DEMO.RENDER_PLAIN = False
+_C.DEMO.WIREFRAME = False
 # Frame rate of the input (frames/s), used for the output video, the exports and the log: 0 = the video's
 # own rate, or 30 for a folder of frames (demo.py --fps sets it).
 _C.DEMO.FPS = 0.0
@@ -350,21 +364,59 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: list[str] | Non
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            cfg.merge_from_file(str(path))
+            with open(path, encoding='utf-8') as f:
+                loaded = CN.load_cfg(f)
+            cfg.merge_from_other_cfg(_numbers_as_defaults(cfg, loaded))
         except yaml.YAMLError as err:
             raise ConfigError(f"malformed YAML in {path}: {' '.join(str(err).split())}") from None
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(f"{path}: {_yacs_message(err)}") from None
+    return merge_settings(cfg, opts)
+
+
+def merge_settings(cfg: CN, opts: list | dict | None) -> CN:
+    """``cfg`` (left unchanged) merged with ``KEY VALUE`` pairs (a flat list as on the command line, or a
+    dict of dotted keys to values, strings or Python values), checked (:func:`lib.core.checks.check_config`)
+    and frozen. A whole number given for a float key is taken as that float (``DEMO.FOCAL_LENGTH 960``).
+
+    Raises:
+        ConfigError: odd-length ``opts``, unknown key, bad value type, a value out of its range.
+    """
+    cfg = cfg.clone()
+    cfg.defrost()
+    if isinstance(opts, dict):
+        opts = [item for pair in opts.items() for item in pair]
     if opts:
         if len(opts) % 2:
-            raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd number: {' '.join(opts)}")
+            raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd number: {' '.join(map(str, opts))}")
+        pairs = [(key, _number_as_default(cfg, key, value)) for key, value in zip(opts[0::2], opts[1::2])]
         try:
-            cfg.merge_from_list(list(opts))
+            cfg.merge_from_list([item for pair in pairs for item in pair])
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(f"override: {_yacs_message(err)}") from None
     check_config(cfg)
     cfg.freeze()
     return cfg
+
+
+def _number_as_default(cfg: CN, key: str, value):
+    """``value`` (a string as typed, or a Python value) as a float when it is a whole number and ``key``'s
+    default is a float."""
+    if not isinstance(config_value(cfg, key), float):
+        return value
+    number = CN._decode_cfg_value(value) if isinstance(value, str) else value
+    return float(number) if isinstance(number, int) and not isinstance(number, bool) else value
+
+
+def _numbers_as_defaults(defaults: CN, loaded: CN) -> CN:
+    """``loaded`` (a YAML file's tree) with whole numbers of float keys made floats, in place."""
+    for key, value in loaded.items():
+        default = defaults.get(key) if isinstance(defaults, CN) else None
+        if isinstance(value, CN):
+            _numbers_as_defaults(default, value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            loaded[key] = float(value)
+    return loaded
 
 
 def load_config_text(text: str) -> CN:

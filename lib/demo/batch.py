@@ -9,8 +9,8 @@ folder). Videos are processed in sorted order (a list: its order) with the model
 **Complete outputs** (a rerun skips the video and says so): ``<video name>/glot_done.json`` exists, was
 written (atomically) after every other output of the video, lists files that all still exist, and records
 the same video identity (path, size, modification time; for frame folders every file's) and the same
-settings: the whole config except ``DEVICE``, the demo options (a box file by identity) and the GLoT and
-SPIN weight files by identity. Anything else reruns the video (its old marker is removed first).
+settings: the whole config except ``DEVICE`` (every behaviour setting is a ``DEMO.*`` key), the output
+switches (a box file by identity) and the GLoT and SPIN weight files by identity. Anything else reruns the video (its old marker is removed first).
 
 A video that fails (unreadable, nobody found, a crash) is reported and the others go on; a listed path
 that does not exist is reported as ``missing``. At the end one table (video, people, frames, seconds,
@@ -47,7 +47,7 @@ DONE_FILE = 'glot_done.json'
 SUMMARY_FILE = 'batch_summary.json'
 BOX_FILE_EXTENSIONS = ('.csv', '.json')
 # Bump when the marker's content or the meaning of "complete" changes (older markers then rerun).
-DONE_VERSION = 1
+DONE_VERSION = 2
 
 
 class BatchFailed(UserError):
@@ -151,7 +151,7 @@ def run_batch(cfg, videos: list[Path], output_folder: str | os.PathLike = 'demo_
 
     def get_predictor() -> GLoTPredictor:
         if not predictor:
-            predictor.append(GLoTPredictor(cfg, checkpoint, options.gender))
+            predictor.append(GLoTPredictor(cfg, checkpoint))
         return predictor[0]
 
     start = time.perf_counter()
@@ -196,9 +196,9 @@ def _settings_key(cfg, options: DemoOptions, checkpoint) -> dict:
     glot, spin = weight_files(cfg, checkpoint)
     config = json.loads(json.dumps(cfg))
     config.pop('DEVICE')
-    opts = asdict(options)
-    opts['bbox_file'] = None  # the video's own box file is added per video
-    return {'version': DONE_VERSION, 'config': config, 'options': opts, 'glot': file_key(glot),
+    outputs = asdict(options)
+    outputs.pop('bbox_file')  # the video's own box file is added per video
+    return {'version': DONE_VERSION, 'config': config, 'outputs': outputs, 'glot': file_key(glot),
             'spin': file_key(spin)}
 
 

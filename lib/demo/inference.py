@@ -17,12 +17,11 @@ import torch
 from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device
-from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, check_files, glot_weights_file, spin_checkpoint_file
 from lib.demo.camera import camera_outputs
 from lib.models import build_model, load_checkpoint
 from lib.models.params import smpl_from_rotmat, split_theta
-from lib.models.smpl import GENDERS, build_smpl
+from lib.models.smpl import build_smpl
 from lib.models.spin import load_hmr
 from lib.utils.img_utils import crop_patch, normalize_images
 from lib.vis.camera import image_camera
@@ -65,17 +64,18 @@ def window_indices(length: int, seqlen: int = 16, padding: str = 'clamp') -> np.
     return np.where(inside, idx, target)
 
 
-def required_files(cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral') -> list[NeededFile]:
+def required_files(cfg, checkpoint: str | os.PathLike | None = None) -> list[NeededFile]:
     """Every file the demo reads besides its input: the GLoT weights (``checkpoint``, relative to the current
     folder, or ``TRAIN.PRETRAINED``), the SPIN checkpoint (``TRAIN.PRETRAINED_REGRESSOR``) and the SMPL assets
-    (with the ``gender`` body)."""
+    (with the ``DEMO.GENDER`` body)."""
+    gender = cfg.DEMO.GENDER
     genders = ('neutral',) if gender == 'neutral' else ('neutral', gender)
     return [glot_weights_file(cfg, checkpoint), spin_checkpoint_file(cfg), *body_model_files(cfg, genders)]
 
 
-def weight_files(cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral') -> tuple[Path, Path]:
+def weight_files(cfg, checkpoint: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """The GLoT and SPIN checkpoint paths, once every file of :func:`required_files` is checked to exist."""
-    check_files(cfg, required_files(cfg, checkpoint, gender), 'run the demo')
+    check_files(cfg, required_files(cfg, checkpoint), 'run the demo')
     return glot_weights_file(cfg, checkpoint).path, spin_checkpoint_file(cfg).path
 
 
@@ -86,14 +86,14 @@ class GLoTPredictor:
         cfg: frozen config (MODEL, SMPL files, DEMO, DEVICE, ``TRAIN.PRETRAINED_REGRESSOR`` = the SPIN
             checkpoint).
         checkpoint: GLoT weights, relative to the current folder; default ``cfg.TRAIN.PRETRAINED``.
-        gender: SMPL body the predicted pose and shape are decoded with (verts, joints3d); the official
-            demo does the same by swapping the local head's SMPL layer.
+
+    ``DEMO.GENDER`` is the SMPL body the predicted pose and shape are decoded with (verts, joints3d); the
+    official demo does the same by swapping the local head's SMPL layer.
     """
 
-    def __init__(self, cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral'):
-        if gender not in GENDERS:
-            raise UserError(f"unknown gender '{gender}'; choose {', '.join(GENDERS)}")
-        ckpt, spin = weight_files(cfg, checkpoint, gender)
+    def __init__(self, cfg, checkpoint: str | os.PathLike | None = None):
+        ckpt, spin = weight_files(cfg, checkpoint)
+        gender = cfg.DEMO.GENDER
         self.cfg = cfg
         self.device = resolve_device(cfg.DEVICE)
         self.checkpoint, self.spin_checkpoint = Path(ckpt), spin

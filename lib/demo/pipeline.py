@@ -37,18 +37,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.core.config import ConfigError, resolve_device
+from lib.core.config import resolve_device
 from lib.core.io import atomic_write, probe_output_dir
 from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
-from lib.demo.export import check_export_formats, write_exports
+from lib.demo.export import write_exports
 from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
 from lib.core.errors import UserError
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
                                 track_detections)
-from lib.models.smpl import GENDERS
 from lib.vis.overlay import Figure, OverlayStyle, OverlayWriter
 from lib.vis.renderer import track_color, write_obj
 from lib.vis.video import FrameReader, VideoInfo
@@ -61,19 +60,14 @@ RESULTS_FILE = 'glot_output.pkl'
 
 @dataclass
 class DemoOptions:
-    """The demo's command-line switches (official flag names); ``detector`` None means ``DEMO.DETECTOR``."""
+    """What a run reads besides the video and writes: per-frame person boxes (``bbox_file``, instead of the
+    detector), ``glot_output.pkl``, per-frame .obj meshes, the overlay video. Every behaviour setting is a
+    ``DEMO.*`` config key (``--detector``, ``--gender``, ``--export``, ``--sideview``, ... set them)."""
 
-    detector: str | None = None
     bbox_file: str | None = None
-    tracker_batch_size: int = 12
     save_pkl: bool = True
     save_obj: bool = False
-    sideview: bool = False
-    render_plain: bool = False
-    wireframe: bool = False
     render: bool = True
-    gender: str = 'neutral'
-    export: tuple[str, ...] = ()
 
 
 @dataclass
@@ -185,7 +179,7 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
     logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps "
                 f"({fps_source})")
     if predictor is None:
-        weight_files(cfg, checkpoint, options.gender)
+        weight_files(cfg, checkpoint)
     if output_dir is not None:
         probe_output_dir(output_dir)
     cache = StageCache((output_dir or Path()) / 'cache', enabled=cfg.DEMO.CACHE and output_dir is not None)
@@ -208,7 +202,7 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
         cache.save(*pending)
     if predictor is None:
         with watch.stage('setup'):
-            predictor = GLoTPredictor(cfg, checkpoint, options.gender)
+            predictor = GLoTPredictor(cfg, checkpoint)
 
     with watch.stage('features'):
         features = _features(predictor, reader, tracks, info, cache)
@@ -216,15 +210,15 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
     with watch.stage('model'):
         for track in tqdm(tracks, desc='model', unit='track'):
             results[track.track_id] = predictor.predict(features[track.track_id], track, info.width, info.height,
-                                                        options.render_plain)
+                                                        cfg.DEMO.RENDER_PLAIN)
     report_camera_scale(results)
 
     files = []
     if options.save_pkl:
         files.append(save_joblib(results, output_dir / RESULTS_FILE))
-    if options.export:
+    if cfg.DEMO.EXPORT:
         with watch.stage('export'):
-            files += write_exports(options.export, results, predictor.body_model, cfg.DEMO, info.fps, num_frames,
+            files += write_exports(tuple(cfg.DEMO.EXPORT), results, predictor.body_model, cfg.DEMO, info.fps, num_frames,
                                    info.width, info.height, output_dir, name)
     if options.render or options.save_obj:
         with watch.stage('render'):
@@ -251,14 +245,8 @@ def report_camera_scale(results: dict[int, dict]) -> None:
 def check_settings(cfg, options: DemoOptions, writes: bool) -> None:
     """Fail before any work on settings that would only be read late in the run; ``writes`` says whether
     there is an output folder."""
-    if not writes and (options.save_pkl or options.render or options.save_obj or options.export):
+    if not writes and (options.save_pkl or options.render or options.save_obj or cfg.DEMO.EXPORT):
         raise UserError("no output folder given for the results file, video, meshes or exports")
-    check_export_formats(options.export)
-    choices = {'--detector': (options.detector or cfg.DEMO.DETECTOR, ('auto', 'torchvision', 'hog')),
-               '--gender': (options.gender, GENDERS)}
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}")
 
 
 def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFile | None, cache: StageCache):
@@ -267,7 +255,7 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
     info = reader.info
     if box_file is not None:
         return box_file.detections, box_file.track_ids, info.num_frames, None
-    kind = options.detector or cfg.DEMO.DETECTOR
+    kind = cfg.DEMO.DETECTOR
     key = {'video': video_key(info), 'detector': kind,
            'settings': {k: cfg.DEMO[k] for k in ('TORCHVISION_MODEL', 'DETECTOR_WEIGHTS', 'DETECTION_THRESHOLD',
                                                  'HOG_HIT_THRESHOLD', 'HOG_MIN_HEIGHT', 'HOG_PYRAMID_SCALE',
@@ -276,12 +264,12 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
     if cached is not None:
         logger.info('detection: reusing cached detections')
         return cached, None, len(cached), None
-    detector = build_detector(kind, resolve_device(cfg.DEVICE), cfg.DEMO, options.tracker_batch_size)
+    detector = build_detector(kind, resolve_device(cfg.DEVICE), cfg.DEMO, cfg.DEMO.TRACKER_BATCH_SIZE)
     detections, batch = [], []
     with tqdm(total=info.num_frames, desc=f'detection ({detector.name})', unit='frame') as bar:
         for frame in reader:
             batch.append(frame)
-            if len(batch) == max(1, options.tracker_batch_size):
+            if len(batch) == cfg.DEMO.TRACKER_BATCH_SIZE:
                 detections += detector(batch)
                 bar.update(len(batch))
                 batch = []
@@ -309,11 +297,10 @@ def _features(predictor: GLoTPredictor, reader: FrameReader, tracks: list[Person
     return features
 
 
-def overlay_style(cfg, options: DemoOptions) -> OverlayStyle:
-    """The drawing settings of the demo's overlay videos (offline and online)."""
-    demo = cfg.DEMO
-    return OverlayStyle(demo.CAMERA, demo.FOCAL_LENGTH, demo.RENDER_MODE, demo.RENDER_ALPHA, options.wireframe,
-                        options.sideview, options.render_plain)
+def overlay_style(demo_cfg) -> OverlayStyle:
+    """The drawing settings of the demo's overlay videos (offline and online) from ``cfg.DEMO``."""
+    return OverlayStyle(demo_cfg.CAMERA, demo_cfg.FOCAL_LENGTH, demo_cfg.RENDER_MODE, demo_cfg.RENDER_ALPHA,
+                        demo_cfg.WIREFRAME, demo_cfg.SIDEVIEW, demo_cfg.RENDER_PLAIN)
 
 
 def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.ndarray, output_dir: Path,
@@ -324,7 +311,7 @@ def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.
             per_frame[int(frame)].append((pid, row))
     files = []
     video_path = output_dir / f'{name}_glot_output.mp4'
-    overlay = (OverlayWriter(video_path, faces, info.width, info.height, info.fps, overlay_style(cfg, options))
+    overlay = (OverlayWriter(video_path, faces, info.width, info.height, info.fps, overlay_style(cfg.DEMO))
                if options.render else None)
     with overlay if overlay is not None else nullcontext(), \
             tqdm(total=num_frames, desc='render', unit='frame') as bar:

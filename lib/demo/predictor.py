@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lib.core.config import merge_settings
 from lib.demo.inference import GLoTPredictor
 from lib.demo.pipeline import DemoOptions, run_demo
 
@@ -66,20 +67,21 @@ class VideoPredictor:
     Args:
         cfg: frozen config (``lib.core.config.load_config``); ``DEMO.*`` settings apply as in ``demo.py``.
         checkpoint: GLoT weights; default ``cfg.TRAIN.PRETRAINED``.
-        gender: SMPL body of ``verts``/``joints3d`` and of the exports ('neutral', 'male', 'female').
+        gender: SMPL body of ``verts``/``joints3d`` and of the exports ('neutral', 'male', 'female'):
+            ``DEMO.GENDER``.
     """
 
-    def __init__(self, cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral'):
-        self.cfg = cfg
-        self.gender = gender
-        self.predictor = GLoTPredictor(cfg, checkpoint, gender)
+    def __init__(self, cfg, checkpoint: str | os.PathLike | None = None, gender: str | None = None):
+        self.cfg = merge_settings(cfg, {'DEMO.GENDER': gender} if gender is not None else None)
+        self.predictor = GLoTPredictor(self.cfg, checkpoint)
 
     def run(self, video: str | os.PathLike, bbox_file: str | os.PathLike | None = None, detector: str | None = None,
             output_folder: str | os.PathLike | None = None, export: tuple[str, ...] = (), render: bool = False
             ) -> list[Person]:
         """The people of ``video`` (a file or a folder of frames), ordered by track id.
 
-        ``bbox_file``/``detector`` as ``demo.py``'s ``--bbox_file``/``--detector``. With ``output_folder``,
+        ``bbox_file``/``detector`` as ``demo.py``'s ``--bbox_file``/``--detector`` (``detector``:
+        ``DEMO.DETECTOR``; ``export``: ``DEMO.EXPORT``). With ``output_folder``,
         also writes ``<output_folder>/<video name>/glot_output.pkl``, the ``export`` formats ('glb', 'bvh')
         and, with ``render``, the overlay video; without it nothing is written.
 
@@ -87,7 +89,9 @@ class VideoPredictor:
             UserError: unreadable video, bad box file, no person found, bad settings (one line each).
         """
         writes = output_folder is not None
-        options = DemoOptions(detector=detector, bbox_file=None if bbox_file is None else str(bbox_file),
-                              save_pkl=writes, render=render, gender=self.gender, export=tuple(export))
-        result = run_demo(self.cfg, video, output_folder, options, predictor=self.predictor)
+        settings = {'DEMO.EXPORT': list(export), **({'DEMO.DETECTOR': detector} if detector is not None else {})}
+        options = DemoOptions(bbox_file=None if bbox_file is None else str(bbox_file), save_pkl=writes,
+                              render=render)
+        result = run_demo(merge_settings(self.cfg, settings), video, output_folder, options,
+                          predictor=self.predictor)
         return [Person.from_result(tid, res, result.fps) for tid, res in sorted(result.results.items())]

@@ -182,7 +182,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
                                                     'TRACK_MIN_HITS', 'DROP_STATIC_TRACKS') if cfg.DEMO[key]]
     if future:
         logger.info(f"stream: not applied online (they need future frames): {', '.join(future)}")
-    detector = None if boxes is not None else build_detector(options.detector or cfg.DEMO.DETECTOR,
+    detector = None if boxes is not None else build_detector(cfg.DEMO.DETECTOR,
                                                              resolve_device(cfg.DEVICE), cfg.DEMO, 1)
     demo = cfg.DEMO
     # min_hits 1: a person is emitted from the first frame it is detected in (confirming it after
@@ -192,8 +192,8 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
 
     def track(frame: np.ndarray, dets: np.ndarray) -> list[tuple[int, np.ndarray]]:
         return tracker.update(dets, box_histograms(frame, dets) if demo.TRACK_APPEARANCE else None)
-    predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
-    online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
+    predictor = predictor or GLoTPredictor(cfg, checkpoint)
+    online = OnlineGLoT(predictor, stream.width, stream.height, cfg.DEMO.RENDER_PLAIN)
 
     def tracked(index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:
         if boxes is None:
@@ -207,7 +207,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
     lines_path = output_dir / STREAM_FILE
     video_path = output_dir / f'{stream.name}_glot_stream.mp4'
     writer = (OverlayWriter(video_path, predictor.faces, stream.width, stream.height, stream.fps,
-                            overlay_style(cfg, options)) if options.render else None)
+                            overlay_style(cfg.DEMO)) if options.render else None)
     pending: deque = deque()  # (frame index, image, arrival time) of the frames not emitted yet
     latencies, steps = [], []
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ def prepare(root: Path, args) -> tuple[Path, Path, Path]:
 
 
 def run(args) -> None:
-    from lib.core.config import load_config
+    from lib.core.config import load_config, merge_settings
     from lib.demo.inference import GLoTPredictor
     from lib.demo.pipeline import STAGES, DemoOptions, run_demo
 
@@ -76,9 +76,10 @@ def run(args) -> None:
     setup = time.perf_counter() - start
     out = root / 'demo_output'
     shutil.rmtree(out, ignore_errors=True)
-    options = DemoOptions(detector=None if args.detector == 'bbox' else args.detector,
-                          bbox_file=str(boxes) if args.detector == 'bbox' else None, sideview=args.sideview,
-                          export=tuple(args.export.split(',')) if args.export else ())
+    cfg = merge_settings(cfg, {'DEMO.SIDEVIEW': args.sideview,
+                               'DEMO.EXPORT': [f for f in args.export.split(',') if f] if args.export else [],
+                               **({} if args.detector == 'bbox' else {'DEMO.DETECTOR': args.detector})})
+    options = DemoOptions(bbox_file=str(boxes) if args.detector == 'bbox' else None)
     result = run_demo(cfg, video, out, options, predictor=predictor)
     people = sum(len(r['frame_ids']) for r in result.results.values()) / max(result.num_frames, 1)
     print(f'\nvideo {video.name}: {result.num_frames} frames, {args.width}x{args.height}, '
