@@ -17,6 +17,7 @@ from lib.core.cli import config_argument_parser, config_from_args, run_main
 from lib.demo.batch import run_videos
 from lib.demo.pipeline import DemoOptions
 from lib.demo.stream import run_stream
+from lib.models.checkpoint import stored_architecture
 
 logger = logging.getLogger('lib.demo.cli')
 
@@ -29,7 +30,8 @@ EPILOG = """examples:
   python demo.py --stream 0 --cfg configs/repr_table1_3dpw.yaml               # camera 0, results 8 frames behind
   python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --export glb,bvh DEMO.SMOOTH True
 
---cfg must describe the checkpoint's architecture (the official YAML it was trained with). --checkpoint is
+--cfg must describe the checkpoint's architecture (the official YAML it was trained with); our own
+checkpoints store it, so --checkpoint alone is enough for them. --checkpoint is
 relative to the current folder; without it the config's TRAIN.PRETRAINED is used, under the data root (the
 official YAMLs point at pretrained_models/).
 
@@ -102,7 +104,7 @@ def settings_from_flags(args: argparse.Namespace) -> list[str]:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    cfg = config_from_args(args, settings_from_flags(args))
+    cfg = config_from_args(args, settings_from_flags(args), base_opts=stored_architecture(args.cfg, args.checkpoint))
     if args.display:
         logger.info('note: --display is ignored (this demo is headless; open the output video instead)')
     if args.yolo_img_size is not None:

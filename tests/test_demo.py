@@ -15,7 +15,7 @@ import demo as demo_cli
 from lib.core.cli import run_main
 from lib.core.config import REPO_ROOT, load_config
 from lib.demo.camera import CAMERA_KEYS
-from lib.demo.inference import RESULT_KEYS, GLoTPredictor, window_indices
+from lib.demo.inference import RESULT_KEYS, GLoTPredictor, demo_files, window_indices
 from lib.demo.pipeline import DemoOptions, build_tracks, report_camera_scale, run_demo
 from lib.demo import detection
 from lib.demo.detection import build_detector, read_bbox_file
@@ -42,7 +42,8 @@ def clip(synthetic_root, tmp_path_factory):
     from lib.models import build_model, save_checkpoint
 
     torch.manual_seed(0)
-    save_checkpoint(folder / 'glot.pth.tar', build_model(load_config(CONFIG, opts)))
+    cfg = load_config(CONFIG, opts)
+    save_checkpoint(folder / 'glot.pth.tar', build_model(cfg), config=cfg.dump())   # as training stores it
     return SimpleNamespace(folder=folder, video=video, boxes=folder / 'boxes.csv', ckpt=folder / 'glot.pth.tar',
                            opts=opts)
 
@@ -415,7 +416,7 @@ def test_demo_with_bbox_file(clip, tmp_path, capsys):
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
     cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_MIN_HEIGHT', '64', 'DEMO.DETECTOR', 'hog'])
-    predictor = GLoTPredictor(cfg, clip.ckpt)
+    predictor = GLoTPredictor(cfg, demo_files(cfg, clip.ckpt))
     options = DemoOptions()
     result = run_demo(cfg, clip.video.path, tmp_path / 'out', options, predictor=predictor)
     _check_results(result.results, FRAMES)
@@ -499,16 +500,42 @@ def test_flags_are_demo_settings(dry_entry_points, tmp_path):
     """Every behaviour flag of demo.py sets its DEMO key (after the trailing overrides); the options keep only
     the box file and what to write."""
     modules, calls = dry_entry_points
-    modules['demo'].main(['--vid_file', 'v.mp4', '--detector', 'hog', '--tracker_batch_size', '4', '--gender', 'male',
-                          '--export', 'glb,bvh', '--sideview', '--render_plain', '--wireframe', '--fps', '12',
-                          '--bbox_file', 'b.csv', '--no_render', 'DEMO.FOCAL_LENGTH', '960', 'DEMO.GENDER', 'female'])
+    modules['demo'].main(['--cfg', CONFIG, '--vid_file', 'v.mp4', '--detector', 'hog', '--tracker_batch_size', '4',
+                          '--gender', 'male', '--export', 'glb,bvh', '--sideview', '--render_plain', '--wireframe',
+                          '--fps', '12', '--bbox_file', 'b.csv', '--no_render', 'DEMO.FOCAL_LENGTH', '960',
+                          'DEMO.GENDER', 'female'])
     cfg, _, _, options, kwargs = calls['demo']
     demo = cfg.DEMO
     assert (demo.DETECTOR, demo.TRACKER_BATCH_SIZE, demo.GENDER, demo.EXPORT, demo.FPS, demo.FOCAL_LENGTH) == \
         ('hog', 4, 'male', ['glb', 'bvh'], 12.0, 960.0)
     assert demo.SIDEVIEW and demo.RENDER_PLAIN and demo.WIREFRAME
     assert options == DemoOptions(bbox_file='b.csv', save_pkl=True, save_obj=False, render=False)
-    modules['demo'].main(['--vid_file', 'v.mp4'])
+    modules['demo'].main(['--cfg', CONFIG, '--vid_file', 'v.mp4'])
     demo = calls['demo'][0].DEMO
     assert (demo.DETECTOR, demo.TRACKER_BATCH_SIZE, demo.GENDER, demo.EXPORT, demo.SIDEVIEW) == \
         ('auto', 12, 'neutral', [], False)
+
+
+def test_our_checkpoints_need_no_cfg(clip, tmp_path, capsys, dry_entry_points):
+    """Our checkpoints store their config: demo.py and evaluate.py build the model from it without --cfg; a
+    checkpoint without one (an official one) asks for the YAML in one line."""
+    out = tmp_path / 'out'
+    machine = ['DATA_ROOT', clip.opts[1], 'DEVICE', 'cpu', 'DEMO.MIN_TRACK_LEN', '20']
+    code, err = _cli(['--vid_file', str(clip.video.path), '--checkpoint', str(clip.ckpt), '--bbox_file',
+                      str(clip.boxes), '--no_render', '--output_folder', str(out), *machine], capsys)
+    assert code == 0, err
+    cfg = load_config(str(out / 'walk' / 'config.yaml'))
+    assert (cfg.MODEL.d_model, cfg.MODEL.n_layers, cfg.MODEL.short_n_layers) == (128, 1, 1)
+
+    modules, calls = dry_entry_points
+    modules['evaluate'].main(['--dataset', '3dpw', '--checkpoint', str(clip.ckpt), 'MODEL.n_layers', '1'])
+    assert calls['evaluate'][0].MODEL.d_model == 128
+
+    official = tmp_path / 'official.pth.tar'
+    torch.save({'gen_state_dict': torch.load(clip.ckpt, weights_only=False)['gen_state_dict']}, official)
+    for argv in (['--vid_file', str(clip.video.path), '--checkpoint', str(official)],
+                 ['--vid_file', str(clip.video.path)]):
+        code, err = _cli([*argv, '--output_folder', str(out), *machine], capsys)
+        assert code == 2 and err.strip().splitlines()[-1].startswith('error: ') and '--cfg' in err, err
+    assert 'stores no config (an official checkpoint)' in _cli(
+        ['--vid_file', str(clip.video.path), '--checkpoint', str(official), *machine], capsys)[1]

@@ -42,9 +42,11 @@ def cli_path(path: str | os.PathLike | None) -> str | None:
     return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
-def config_from_args(args: argparse.Namespace, extra_opts: list[str] | None = None):
-    """The frozen config from ``args.cfg`` and ``args.opts`` (plus ``extra_opts`` from dedicated flags)."""
-    return load_config(args.cfg, list(args.opts or []) + list(extra_opts or []))
+def config_from_args(args: argparse.Namespace, extra_opts: list[str] | None = None,
+                     base_opts: list[str] | None = None):
+    """The frozen config from ``args.cfg`` and ``args.opts`` (plus ``extra_opts`` from dedicated flags, after
+    them; ``base_opts``, e.g. a checkpoint's stored architecture, before them)."""
+    return load_config(args.cfg, list(base_opts or []) + list(args.opts or []) + list(extra_opts or []))
 
 
 def run_main(main: Callable[[], object]) -> None:

@@ -26,7 +26,7 @@ import torch
 import yaml
 from yacs.config import CfgNode as CN
 
-from lib.core.checks import check_config, config_value
+from lib.core.checks import check_config, config_differences, config_value
 from lib.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -427,6 +427,13 @@ def load_config_text(text: str) -> CN:
         raise ConfigError(f"a stored config is not readable YAML: {' '.join(str(err).split())[:120]}") from None
     cfg.freeze()
     return cfg
+
+
+def stored_config_changes(stored: str | None, cfg: CN, keys: tuple[str, ...]) -> list[str]:
+    """``'KEY saved -> now'`` for every leaf under ``keys`` where ``cfg`` differs from a config ``stored`` as
+    YAML text (a checkpoint's; :func:`lib.core.checks.config_differences`); none when nothing is stored (an
+    official checkpoint). The one comparison behind the architecture check and the resume check."""
+    return config_differences(load_config_text(stored), cfg, keys) if stored else []
 
 
 def _yacs_message(err: Exception) -> str:

@@ -10,7 +10,8 @@ folder). Videos are processed in sorted order (a list: its order) with the model
 written (atomically) after every other output of the video, lists files that all still exist, and records
 the same video identity (path, size, modification time; for frame folders every file's) and the same
 settings: the whole config except ``DEVICE`` (every behaviour setting is a ``DEMO.*`` key), the output
-switches (a box file by identity) and the GLoT and SPIN weight files by identity. Anything else reruns the video (its old marker is removed first).
+switches (a box file by identity) and the GLoT and SPIN weight files by identity. Anything else reruns the
+video (its old marker is removed first).
 
 A video that fails (unreadable, nobody found, a crash) is reported and the others go on; a listed path
 that does not exist is reported as ``missing``. At the end one table (video, people, frames, seconds,
@@ -35,7 +36,7 @@ from lib.core.dist import DistContext, all_gather, barrier, init_process, leave_
 from lib.core.errors import UserError
 from lib.core.io import atomic_write
 from lib.demo.cache import file_key, video_key
-from lib.demo.inference import GLoTPredictor, weight_files
+from lib.demo.inference import DemoFiles, GLoTPredictor, demo_files
 from lib.demo.pipeline import DemoOptions, DemoResult, run_demo
 from lib.vis.video import IMAGE_EXTENSIONS, FrameReader
 
@@ -139,7 +140,8 @@ def run_batch(cfg, videos: list[Path], output_folder: str | os.PathLike = 'demo_
     if options.bbox_file is not None and not Path(options.bbox_file).is_dir():
         raise UserError(f"with many videos --bbox_file must be a folder of <video name>.csv/.json box files, "
                         f"got {options.bbox_file}")
-    settings = _settings_key(cfg, options, checkpoint)
+    files = demo_files(cfg, checkpoint)      # once for the whole batch
+    settings = _settings_key(cfg, options, files)
     ranks, device = init_process(cfg.DEVICE, cpu_collectives=True, timeout_min=cfg.DEMO.BATCH_TIMEOUT_MIN)
     if ranks.enabled and str(device) != cfg.DEVICE:
         cfg = cfg.clone()
@@ -151,7 +153,7 @@ def run_batch(cfg, videos: list[Path], output_folder: str | os.PathLike = 'demo_
 
     def get_predictor() -> GLoTPredictor:
         if not predictor:
-            predictor.append(GLoTPredictor(cfg, checkpoint))
+            predictor.append(GLoTPredictor(cfg, files))
         return predictor[0]
 
     start = time.perf_counter()
@@ -191,15 +193,14 @@ def _check_names(videos: list[Path], output_folder: Path) -> None:
         seen[name] = video
 
 
-def _settings_key(cfg, options: DemoOptions, checkpoint) -> dict:
+def _settings_key(cfg, options: DemoOptions, files: DemoFiles) -> dict:
     """Everything besides the video that decides a video's outputs (see the module docstring)."""
-    glot, spin = weight_files(cfg, checkpoint)
     config = json.loads(json.dumps(cfg))
     config.pop('DEVICE')
     outputs = asdict(options)
     outputs.pop('bbox_file')  # the video's own box file is added per video
-    return {'version': DONE_VERSION, 'config': config, 'outputs': outputs, 'glot': file_key(glot),
-            'spin': file_key(spin)}
+    return {'version': DONE_VERSION, 'config': config, 'outputs': outputs, 'glot': file_key(files.glot),
+            'spin': file_key(files.spin)}
 
 
 def _box_file(folder: str, video: Path) -> Path:

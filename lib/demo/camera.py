@@ -17,9 +17,10 @@ depth::
 so the root lands exactly where ``orig_cam`` puts it, and a point ``dz`` metres nearer or farther than the
 root is scaled about the principal point by ``d / (d + dz)`` (a body +-0.15 m deep at 4 m: within 4 %).
 
-Focal length (:func:`lib.vis.camera.focal_length`): ``DEMO.FOCAL_LENGTH`` pixels, or by default (0) the image diagonal ``sqrt(W^2 + H^2)``, about
-53 degrees of diagonal field of view, the usual guess for images of unknown intrinsics (CLIFF, BEDLAM,
-WHAM). It sets the depth (``d`` grows with ``f``) and the strength of perspective, not where the root lands.
+Focal length (:func:`lib.vis.camera.focal_length`): ``DEMO.FOCAL_LENGTH`` pixels, or by default (0) the image
+diagonal ``sqrt(W^2 + H^2)``, about 53 degrees of diagonal field of view, the usual guess for images of
+unknown intrinsics (CLIFF, BEDLAM, WHAM). It sets the depth (``d`` grows with ``f``) and the strength of
+perspective, not where the root lands.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The demo's networks: SPIN ResNet-50 features of person crops and GLoT over each track's windows.
 
-:class:`GLoTPredictor` loads both once (after every needed file is checked, :func:`weight_files`) and turns
+:class:`GLoTPredictor` loads both once (from the files checked once, :func:`demo_files`) and turns
 frames and :class:`PersonTrack` s into the per-person results: the official ``RESULT_KEYS``, ``frame_filled``
 and the camera-space ``CAMERA_KEYS`` of :mod:`lib.demo.camera`. :func:`window_indices` is the window of every
 frame of a track (the offline and the online mode share it).
@@ -73,10 +73,19 @@ def required_files(cfg, checkpoint: str | os.PathLike | None = None) -> list[Nee
     return [glot_weights_file(cfg, checkpoint), spin_checkpoint_file(cfg), *body_model_files(cfg, genders)]
 
 
-def weight_files(cfg, checkpoint: str | os.PathLike | None = None) -> tuple[Path, Path]:
-    """The GLoT and SPIN checkpoint paths, once every file of :func:`required_files` is checked to exist."""
-    check_files(cfg, required_files(cfg, checkpoint), 'run the demo')
-    return glot_weights_file(cfg, checkpoint).path, spin_checkpoint_file(cfg).path
+@dataclass(frozen=True)
+class DemoFiles:
+    """The demo's weights, resolved and checked once (:func:`demo_files`): the GLoT and SPIN checkpoints."""
+
+    glot: Path
+    spin: Path
+
+
+def demo_files(cfg, checkpoint: str | os.PathLike | None = None) -> DemoFiles:
+    """The weight paths, once every file of :func:`required_files` is checked to exist (one report of all
+    missing ones, :func:`lib.core.files.check_files`)."""
+    glot, spin, *_ = check_files(cfg, required_files(cfg, checkpoint), 'run the demo')
+    return DemoFiles(glot, spin)
 
 
 class GLoTPredictor:
@@ -85,21 +94,20 @@ class GLoTPredictor:
     Args:
         cfg: frozen config (MODEL, SMPL files, DEMO, DEVICE, ``TRAIN.PRETRAINED_REGRESSOR`` = the SPIN
             checkpoint).
-        checkpoint: GLoT weights, relative to the current folder; default ``cfg.TRAIN.PRETRAINED``.
+        files: the weights (:func:`demo_files`).
 
     ``DEMO.GENDER`` is the SMPL body the predicted pose and shape are decoded with (verts, joints3d); the
     official demo does the same by swapping the local head's SMPL layer.
     """
 
-    def __init__(self, cfg, checkpoint: str | os.PathLike | None = None):
-        ckpt, spin = weight_files(cfg, checkpoint)
+    def __init__(self, cfg, files: DemoFiles):
         gender = cfg.DEMO.GENDER
         self.cfg = cfg
         self.device = resolve_device(cfg.DEVICE)
-        self.checkpoint, self.spin_checkpoint = Path(ckpt), spin
+        self.checkpoint, self.spin_checkpoint = files.glot, files.spin
         self.model = build_model(cfg).eval()
-        load_checkpoint(self.model, ckpt, cfg)
-        self.hmr = load_hmr(spin, self.device)
+        load_checkpoint(self.model, files.glot, cfg)
+        self.hmr = load_hmr(files.spin, self.device)
         # Channels-last convolutions run the ResNet ~1.5x faster on the CPU (oneDNN); same results to ~1e-6.
         self.memory_format = torch.channels_last if self.device.type == 'cpu' else torch.contiguous_format
         self.hmr.to(memory_format=self.memory_format)

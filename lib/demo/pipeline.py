@@ -43,7 +43,7 @@ from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
 from lib.demo.export import write_exports
-from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
+from lib.demo.inference import GLoTPredictor, PersonTrack, demo_files
 from lib.core.errors import UserError
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
@@ -178,8 +178,7 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
                   'a folder of frames has none: default, set it with --fps' if info.is_folder else "the video's own")
     logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps "
                 f"({fps_source})")
-    if predictor is None:
-        weight_files(cfg, checkpoint)
+    files = demo_files(cfg, checkpoint) if predictor is None else None
     if output_dir is not None:
         probe_output_dir(output_dir)
     cache = StageCache((output_dir or Path()) / 'cache', enabled=cfg.DEMO.CACHE and output_dir is not None)
@@ -202,7 +201,7 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
         cache.save(*pending)
     if predictor is None:
         with watch.stage('setup'):
-            predictor = GLoTPredictor(cfg, checkpoint)
+            predictor = GLoTPredictor(cfg, files)
 
     with watch.stage('features'):
         features = _features(predictor, reader, tracks, info, cache)
@@ -218,8 +217,8 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
         files.append(save_joblib(results, output_dir / RESULTS_FILE))
     if cfg.DEMO.EXPORT:
         with watch.stage('export'):
-            files += write_exports(tuple(cfg.DEMO.EXPORT), results, predictor.body_model, cfg.DEMO, info.fps, num_frames,
-                                   info.width, info.height, output_dir, name)
+            files += write_exports(tuple(cfg.DEMO.EXPORT), results, predictor.body_model, cfg.DEMO, info.fps,
+                                   num_frames, info.width, info.height, output_dir, name)
     if options.render or options.save_obj:
         with watch.stage('render'):
             files += _render(cfg, reader, info, results, predictor.faces, output_dir, name, options, num_frames)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lib.core.config import merge_settings
-from lib.demo.inference import GLoTPredictor
+from lib.demo.inference import GLoTPredictor, demo_files
 from lib.demo.pipeline import DemoOptions, run_demo
 
 
@@ -73,7 +73,7 @@ class VideoPredictor:
 
     def __init__(self, cfg, checkpoint: str | os.PathLike | None = None, gender: str | None = None):
         self.cfg = merge_settings(cfg, {'DEMO.GENDER': gender} if gender is not None else None)
-        self.predictor = GLoTPredictor(self.cfg, checkpoint)
+        self.predictor = GLoTPredictor(self.cfg, demo_files(self.cfg, checkpoint))
 
     def run(self, video: str | os.PathLike, bbox_file: str | os.PathLike | None = None, detector: str | None = None,
             output_folder: str | os.PathLike | None = None, export: tuple[str, ...] = (), render: bool = False

@@ -15,8 +15,9 @@ the online results equal the offline demo's (float tolerance).
 
 Outputs in ``<output_folder>/<name>/`` (``name``: the file's stem, ``camera<N>``, or the URL's last path
 part): ``config.yaml`` and ``log.txt`` (the run record, written at the end); :data:`STREAM_FILE`, JSON
-lines, one per person per frame, written to its final name and flushed line by line as results come (the one output not written atomically, so a reader can follow it live); and,
-unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video (drawn as the offline demo's,
+lines, one per person per frame, written to its final name and flushed line by line as results come (the
+one output not written atomically, so a reader can follow it live); and, unless ``render`` is off,
+``<name>_glot_stream.mp4``, the overlay video (drawn as the offline demo's,
 :func:`lib.demo.pipeline.overlay_style`, with ``DEMO.CAMERA``) encoded as frames come (renamed into place
 when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
 whose arrival released it (``emitted_at``; ``flushed`` for the tail), ``latency_ms`` (wall time from the
@@ -45,7 +46,7 @@ from lib.core.io import atomic_write
 from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
-from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
+from lib.demo.inference import GLoTPredictor, PersonTrack, demo_files
 from lib.demo.pipeline import DemoOptions, check_settings, figure, overlay_style, render_frame
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes
@@ -176,8 +177,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
             raise UserError('--bbox_file with --stream needs a video file as the source (frame numbers are 0-based '
                             'indices into it)')
         boxes = read_bbox_file(options.bbox_file, count_frames(stream.path), stream.width, stream.height)
-    if predictor is None:
-        weight_files(cfg, checkpoint)
+    files = demo_files(cfg, checkpoint) if predictor is None else None
     future = [f'{key} {cfg.DEMO[key]}' for key in ('BBOX_SMOOTH_SIGMA', 'FILL_GAPS', 'MIN_TRACK_LEN',
                                                     'TRACK_MIN_HITS', 'DROP_STATIC_TRACKS') if cfg.DEMO[key]]
     if future:
@@ -192,7 +192,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
 
     def track(frame: np.ndarray, dets: np.ndarray) -> list[tuple[int, np.ndarray]]:
         return tracker.update(dets, box_histograms(frame, dets) if demo.TRACK_APPEARANCE else None)
-    predictor = predictor or GLoTPredictor(cfg, checkpoint)
+    predictor = predictor or GLoTPredictor(cfg, files)
     online = OnlineGLoT(predictor, stream.width, stream.height, cfg.DEMO.RENDER_PLAIN)
 
     def tracked(index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:

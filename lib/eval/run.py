@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.core.config import db_path, resolve_device, resolve_path
+from lib.core.config import resolve_device, resolve_path
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, check_files, database_file, glot_weights_file
 from lib.core.io import prepare_output_dir
@@ -57,9 +57,7 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     spec = eval_set_spec(dataset)
     protocols = list(cfg.EVAL.PROTOCOLS)
     gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
-    check_files(cfg, required_files(cfg, spec, gendered), 'evaluate')
-    ckpt = resolve_path(cfg, cfg.TRAIN.PRETRAINED)
-    db_file = db_path(cfg, spec.files_key, 'TEST')
+    ckpt, db_file, *_ = check_files(cfg, required_files(cfg, spec, gendered), 'evaluate')
     device = resolve_device(cfg.DEVICE)
     model = build_model(cfg)
     load_checkpoint(model, ckpt, cfg)

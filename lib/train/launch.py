@@ -22,8 +22,7 @@ from typing import Callable
 
 import torch
 
-from lib.core.checks import config_differences
-from lib.core.config import ConfigError, load_config_text
+from lib.core.config import ConfigError, stored_config_changes
 from lib.core.dist import DistContext, all_gather, init_process, leave_group
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, database_file, spin_checkpoint_file
@@ -104,10 +103,7 @@ def earlier_run_files(out_dir: Path) -> list[Path]:
 def check_resume_settings(cfg, path: Path) -> None:
     """Refuse to resume ``path`` under settings of :data:`PINNED_KEYS` other than those it was trained with
     (one line listing them). A checkpoint without a stored config (an official one) is not checked."""
-    ckpt = read_checkpoint(path)
-    if not ckpt.get('config'):
-        return
-    changes = config_differences(load_config_text(ckpt['config']), cfg, PINNED_KEYS)
+    changes = stored_config_changes(read_checkpoint(path).get('config'), cfg, PINNED_KEYS)
     if changes:
         raise UserError(f"cannot resume {path} with other settings than it was trained with: {'; '.join(changes)}; "
                         "put them back, or start a new run (another EXP_NAME)")

@@ -64,7 +64,7 @@ def prepare(root: Path, args) -> tuple[Path, Path, Path]:
 
 def run(args) -> None:
     from lib.core.config import load_config, merge_settings
-    from lib.demo.inference import GLoTPredictor
+    from lib.demo.inference import GLoTPredictor, demo_files
     from lib.demo.pipeline import STAGES, DemoOptions, run_demo
 
     root = Path(args.root)
@@ -72,7 +72,7 @@ def run(args) -> None:
     cfg = load_config(str(CONFIG), ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.CACHE', 'False',
                                     'DEMO.RENDER_MODE', args.render_mode])
     start = time.perf_counter()
-    predictor = GLoTPredictor(cfg, ckpt)
+    predictor = GLoTPredictor(cfg, demo_files(cfg, ckpt))
     setup = time.perf_counter() - start
     out = root / 'demo_output'
     shutil.rmtree(out, ignore_errors=True)
