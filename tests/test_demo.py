@@ -419,11 +419,11 @@ def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
     predictor = GLoTPredictor(cfg, demo_files(cfg, clip.ckpt))
     options = DemoOptions()
     result = run_demo(cfg, clip.video.path, tmp_path / 'out', options, predictor=predictor)
-    _check_results(result.results, FRAMES)
+    _check_results({tid: res.to_dict() for tid, res in result.results.items()}, FRAMES)
     truth = square_boxes(clip.video.boxes[0])
     for res in result.results.values():
-        rows = res['frame_ids']
-        assert np.abs(res['bboxes'][:, 0] - truth[rows, 0]).max() < 15
+        rows = res.frame_ids
+        assert np.abs(res.bboxes[:, 0] - truth[rows, 0]).max() < 15
     assert _video_frames(tmp_path / 'out' / 'walk' / 'walk_glot_output.mp4') == (FRAMES, (HEIGHT, WIDTH))
     assert set(result.seconds) >= {'detection', 'tracking', 'features', 'model', 'render'}
 
@@ -433,7 +433,7 @@ def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
     again = run_demo(cfg, clip.video.path, tmp_path / 'out', DemoOptions(render=False),
                      predictor=predictor)
     for pid, res in result.results.items():
-        np.testing.assert_allclose(again.results[pid]['verts'], res['verts'], atol=1e-5)
+        np.testing.assert_allclose(again.results[pid].verts, res.verts, atol=1e-5)
 
 
 def test_frame_folder_fps_and_filled_frames(clip, tmp_path, capsys, caplog):
@@ -462,9 +462,9 @@ def test_frame_folder_fps_and_filled_frames(clip, tmp_path, capsys, caplog):
 
 
 def test_non_positive_camera_scale_is_reported(caplog):
-    results = {3: {'pred_cam': np.array([[0.9, 0, 0], [-0.2, 0, 0], [0.0, 0, 0], [1.1, 0, 0]]),
-                   'frame_ids': np.array([40, 41, 42, 43])},
-               4: {'pred_cam': np.array([[0.8, 0, 0]]), 'frame_ids': np.array([0])}}
+    results = {3: SimpleNamespace(pred_cam=np.array([[0.9, 0, 0], [-0.2, 0, 0], [0.0, 0, 0], [1.1, 0, 0]]),
+                                  frame_ids=np.array([40, 41, 42, 43])),
+               4: SimpleNamespace(pred_cam=np.array([[0.8, 0, 0]]), frame_ids=np.array([0]))}
     with caplog.at_level(logging.WARNING, logger='lib.demo.pipeline'):
         report_camera_scale(results)
     assert [r.getMessage() for r in caplog.records] == [

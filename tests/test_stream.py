@@ -82,7 +82,7 @@ def test_stream_equals_offline_demo(walk, tmp_path, capsys):
     settings = [*walk.opts, 'DEMO.BBOX_SMOOTH_SIGMA', '0.0']
     offline = run_demo(load_config(CONFIG, settings), walk.video, tmp_path / 'offline',
                        DemoOptions(bbox_file=str(walk.boxes), render=False), walk.ckpt)
-    (reference,) = offline.results.values()
+    (reference,) = [res.to_dict() for res in offline.results.values()]
     assert reference['frame_ids'].tolist() == list(range(FRAMES))
 
     code, err = _cli(['--stream', str(walk.video), '--bbox_file', str(walk.boxes), '--cfg', CONFIG,

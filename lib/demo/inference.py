@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device
 from lib.core.files import NeededFile, body_model_files, check_files, glot_weights_file, spin_checkpoint_file
-from lib.demo.camera import camera_outputs
+from lib.demo.camera import CAMERA_KEYS, camera_outputs
 from lib.models import build_model, load_checkpoint
 from lib.models.params import smpl_from_rotmat, split_theta
 from lib.models.smpl import build_smpl
@@ -27,6 +27,41 @@ from lib.utils.img_utils import crop_patch, normalize_images
 from lib.vis.camera import image_camera
 
 RESULT_KEYS = ('pred_cam', 'orig_cam', 'verts', 'pose', 'betas', 'joints3d', 'joints2d', 'bboxes', 'frame_ids')
+
+
+@dataclass
+class PersonResult:
+    """One tracked person's results over its ``n`` frames, typed (the smplx ``SMPLOutput`` habit); the
+    official per-person dict of ``glot_output.pkl`` is made only where it is written (:meth:`to_dict`).
+
+    ``pred_cam (n, 3)`` crop camera ``(s, tx, ty)``; ``orig_cam (n, 4)`` float32 image camera ``(sx, sy, tx,
+    ty)``; ``verts (n, 6890, 3)`` and ``joints3d (n, 49, 3)`` float32 metres, SMPL frame; ``pose (n, 72)``
+    axis-angle radians; ``betas (n, 10)``; ``bboxes (n, 4)`` float32 cx, cy, w, h pixels (the scaled crop
+    boxes); ``frame_ids (n,)`` int64 video frames; ``frame_filled (n,)`` bool, interpolated boxes; the
+    camera-space ``trans_cam (n, 3)`` float32 metres, ``focal_length`` pixels, ``principal_point (2,)``
+    float32 pixels and ``joints2d_img (n, 49, 2)`` float32 pixels (:mod:`lib.demo.camera`). The official
+    ``joints2d`` is always None.
+    """
+
+    pred_cam: np.ndarray
+    orig_cam: np.ndarray
+    verts: np.ndarray
+    pose: np.ndarray
+    betas: np.ndarray
+    joints3d: np.ndarray
+    bboxes: np.ndarray
+    frame_ids: np.ndarray
+    frame_filled: np.ndarray
+    trans_cam: np.ndarray
+    focal_length: float
+    principal_point: np.ndarray
+    joints2d_img: np.ndarray
+    joints2d: None = None
+
+    def to_dict(self) -> dict:
+        """The official per-person dict (``RESULT_KEYS`` in the official order), then ``frame_filled`` and the
+        ``CAMERA_KEYS``: one entry of ``glot_output.pkl``."""
+        return {key: getattr(self, key) for key in RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS}
 
 
 @dataclass
@@ -166,13 +201,12 @@ class GLoTPredictor:
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor, track: PersonTrack, width: int, height: int,
-                render_plain: bool = False, rows: list[int] | None = None) -> dict:
-        """Run GLoT over the windows of one track and return the official per-person dict (``RESULT_KEYS``)
-        followed by the camera-space ``CAMERA_KEYS`` (``lib/demo/camera.py``).
+                render_plain: bool = False, rows: list[int] | None = None) -> PersonResult:
+        """Run GLoT over the windows of one track and return its :class:`PersonResult`.
 
         ``features (n, 2048)``; ``width``, ``height`` of the frames. ``render_plain`` replaces the predicted
         crop camera by (1, 0, 0) before the conversion, as the official ``--render_plain``. ``rows``: only the
-        windows of these rows of the track (default all); the dict then has ``len(rows)`` rows.
+        windows of these rows of the track (default all); the result then has ``len(rows)`` rows.
         """
         idx = torch.from_numpy(window_indices(len(track.frames), self.seqlen, self.cfg.DEMO.WINDOW_PADDING))
         if rows is not None:
@@ -194,16 +228,6 @@ class GLoTPredictor:
             pred_cam[:, 0], pred_cam[:, 1:] = 1.0, 0.0
         orig_cam, bboxes = image_camera(pred_cam, track.bboxes, self.cfg.DEMO.BBOX_SCALE, width, height)
         joints3d = torch.cat(joints).numpy()
-        return {
-            'pred_cam': pred_cam,
-            'orig_cam': orig_cam.astype(np.float32),
-            'verts': torch.cat(verts).numpy(),
-            'pose': pose,
-            'betas': betas,
-            'joints3d': joints3d,
-            'joints2d': None,
-            'bboxes': bboxes.astype(np.float32),
-            'frame_ids': track.frames.astype(np.int64),
-            'frame_filled': track.filled.astype(bool),
-            **camera_outputs(joints3d, orig_cam, width, height, self.cfg.DEMO.FOCAL_LENGTH),
-        }
+        return PersonResult(pred_cam, orig_cam.astype(np.float32), torch.cat(verts).numpy(), pose, betas, joints3d,
+                            bboxes.astype(np.float32), track.frames.astype(np.int64), track.filled.astype(bool),
+                            **camera_outputs(joints3d, orig_cam, width, height, self.cfg.DEMO.FOCAL_LENGTH))

@@ -15,8 +15,9 @@ Stages (each with a tqdm bar and a line in the timing summary):
    (``lib/demo/export/``).
 6. **render**: meshes drawn over the frames (``lib/vis/overlay.py``), written as ``<name>_glot_output.mp4``.
 
-Each person's result has the official ``RESULT_KEYS`` and, beside them, the camera-space ``CAMERA_KEYS`` of
-``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``).
+Each person's result is a :class:`lib.demo.inference.PersonResult`; written to ``glot_output.pkl`` (and read by
+the exports) it becomes the official dict (``RESULT_KEYS``) with, beside them, the camera-space ``CAMERA_KEYS``
+of ``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``).
 
 :class:`lib.demo.inference.GLoTPredictor` holds the two networks and runs stages 3-4 on given tracks;
 :func:`run_demo` runs everything for one video and writes the outputs. Outputs are only written once the input has been checked
@@ -43,7 +44,7 @@ from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
 from lib.demo.export import write_exports
-from lib.demo.inference import GLoTPredictor, PersonTrack, demo_files
+from lib.demo.inference import GLoTPredictor, PersonResult, PersonTrack, demo_files
 from lib.core.errors import UserError
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
@@ -72,10 +73,10 @@ class DemoOptions:
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` produced: the per-person results (``RESULT_KEYS`` + ``CAMERA_KEYS``), the files
-    written (``output_dir`` None: none), the seconds spent per stage, and the video's frame count and rate."""
+    """What :func:`run_demo` produced: the per-person results by track id, the files written (``output_dir``
+    None: none), the seconds spent per stage, and the video's frame count and rate."""
 
-    results: dict[int, dict]
+    results: dict[int, PersonResult]
     output_dir: Path | None
     files: list[Path] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -214,10 +215,10 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
 
     files = []
     if options.save_pkl:
-        files.append(save_joblib(results, output_dir / RESULTS_FILE))
+        files.append(save_joblib(official_results(results), output_dir / RESULTS_FILE))
     if cfg.DEMO.EXPORT:
         with watch.stage('export'):
-            files += write_exports(tuple(cfg.DEMO.EXPORT), results, predictor.body_model, cfg.DEMO, info.fps,
+            files += write_exports(tuple(cfg.DEMO.EXPORT), official_results(results), predictor.body_model, cfg.DEMO, info.fps,
                                    num_frames, info.width, info.height, output_dir, name)
     if options.render or options.save_obj:
         with watch.stage('render'):
@@ -229,14 +230,19 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
     return result
 
 
+def official_results(results: dict[int, PersonResult]) -> dict[int, dict]:
+    """The results as ``glot_output.pkl`` holds them (and the exports read them): track id -> official dict."""
+    return {tid: res.to_dict() for tid, res in results.items()}
+
+
 def report_camera_scale(results: dict[int, dict]) -> None:
     """Warn about predictions whose weak-perspective camera scale is not positive: such a mesh is mirrored or
     a few pixels big, so it would be drawn as nothing without a word."""
     for pid, res in results.items():
-        bad = np.nonzero(res['pred_cam'][:, 0] <= 0)[0]
+        bad = np.nonzero(res.pred_cam[:, 0] <= 0)[0]
         if len(bad):
             logger.warning(f"model: person {pid}: camera scale not positive in {len(bad)} of "
-                           f"{len(res['pred_cam'])} frames (first at frame {int(res['frame_ids'][bad[0]])}); "
+                           f"{len(res.pred_cam)} frames (first at frame {int(res.frame_ids[bad[0]])}); "
                            f"those meshes are degenerate and do not show in the video")
 
 
@@ -306,7 +312,7 @@ def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.
             name: str, options: DemoOptions, num_frames: int) -> list[Path]:
     per_frame: list[list[tuple[int, int]]] = [[] for _ in range(num_frames)]
     for pid, res in results.items():
-        for row, frame in enumerate(res['frame_ids']):
+        for row, frame in enumerate(res.frame_ids):
             per_frame[int(frame)].append((pid, row))
     files = []
     video_path = output_dir / f'{name}_glot_output.mp4'
@@ -327,9 +333,9 @@ def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.
     return files
 
 
-def figure(result: dict, row: int, track_id: int) -> Figure:
+def figure(result: PersonResult, row: int, track_id: int) -> Figure:
     """Row ``row`` of a person's results as a :class:`Figure` in the track's colour."""
-    return Figure(result['verts'][row], result['orig_cam'][row], result['trans_cam'][row], track_color(track_id))
+    return Figure(result.verts[row], result.orig_cam[row], result.trans_cam[row], track_color(track_id))
 
 
 def render_frame(overlay: OverlayWriter | None, frame: np.ndarray, frame_index: int,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lib.core.config import merge_settings
-from lib.demo.inference import GLoTPredictor, demo_files
+from lib.demo.inference import GLoTPredictor, PersonResult, demo_files
 from lib.demo.pipeline import DemoOptions, run_demo
 
 
@@ -53,12 +53,12 @@ class Person:
         return self.theta[:, 75:]
 
     @classmethod
-    def from_result(cls, track_id: int, result: dict, fps: float) -> Person:
-        """A person from one entry of the demo's results (``glot_output.pkl``) and the video's frame rate."""
-        theta = np.concatenate([result['pred_cam'], result['pose'], result['betas']], axis=1)
-        return cls(int(track_id), result['frame_ids'], theta, result['verts'], result['joints3d'],
-                   result['joints2d_img'], result['bboxes'], result['orig_cam'], result['trans_cam'],
-                   float(result['focal_length']), result['principal_point'], float(fps))
+    def from_result(cls, track_id: int, result: PersonResult, fps: float) -> Person:
+        """A person from one of the demo's results and the video's frame rate."""
+        theta = np.concatenate([result.pred_cam, result.pose, result.betas], axis=1)
+        return cls(int(track_id), result.frame_ids, theta, result.verts, result.joints3d, result.joints2d_img,
+                   result.bboxes, result.orig_cam, result.trans_cam, float(result.focal_length),
+                   result.principal_point, float(fps))
 
 
 class VideoPredictor:

@@ -46,7 +46,7 @@ from lib.core.io import atomic_write
 from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
-from lib.demo.inference import GLoTPredictor, PersonTrack, demo_files
+from lib.demo.inference import GLoTPredictor, PersonResult, PersonTrack, demo_files
 from lib.demo.pipeline import DemoOptions, check_settings, figure, overlay_style, render_frame
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes
@@ -60,14 +60,14 @@ STREAM_FILE = 'glot_stream.jsonl'
 
 @dataclass
 class FrameOutput:
-    """The results of one frame: ``people`` maps track id -> the per-person dict of
+    """The results of one frame: ``people`` maps track id -> the :class:`PersonResult` of
     :meth:`GLoTPredictor.predict` with one row; ``emitted_at`` is the input frame whose arrival released it
     (``frame + L`` except for the ``flushed`` tail)."""
 
     frame: int
     emitted_at: int
     flushed: bool
-    people: dict[int, dict]
+    people: dict[int, PersonResult]
 
 
 class OnlineGLoT:
@@ -223,7 +223,7 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
             record = {'frame': out.frame, 'track_id': tid, 'time_s': out.frame / stream.fps,
                       'emitted_at': out.emitted_at, 'flushed': out.flushed, 'latency_ms': round(latencies[-1], 3)}
             record.update({key: np.asarray(value if key in PER_PERSON_KEYS else value[0]).tolist()
-                           for key, value in person.items() if value is not None and key != 'frame_ids'
+                           for key, value in person.to_dict().items() if value is not None and key != 'frame_ids'
                            and (key != 'verts' or cfg.DEMO.STREAM_VERTS)})
             lines.write(json.dumps(record) + '\n')
             people.append((tid, figure(person, 0, tid)))

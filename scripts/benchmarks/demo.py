@@ -81,7 +81,7 @@ def run(args) -> None:
                                **({} if args.detector == 'bbox' else {'DEMO.DETECTOR': args.detector})})
     options = DemoOptions(bbox_file=str(boxes) if args.detector == 'bbox' else None)
     result = run_demo(cfg, video, out, options, predictor=predictor)
-    people = sum(len(r['frame_ids']) for r in result.results.values()) / max(result.num_frames, 1)
+    people = sum(len(r.frame_ids) for r in result.results.values()) / max(result.num_frames, 1)
     print(f'\nvideo {video.name}: {result.num_frames} frames, {args.width}x{args.height}, '
           f'{len(result.results)} track(s), {people:.2f} people per frame; device {predictor.device}; '
           f'torch threads {torch.get_num_threads()}; model + SPIN setup {setup:.1f} s')
@@ -91,7 +91,7 @@ def run(args) -> None:
         print(f'  {stage:<10s} {sec:8.2f} s  {rate} frames/s')
     total = sum(result.seconds.get(s, 0.0) for s in STAGES)
     print(f'  {"total":<10s} {total:8.2f} s  {result.num_frames / total:9.1f} frames/s (setup excluded)')
-    crops = sum(len(r['frame_ids']) for r in result.results.values())
+    crops = sum(len(r.frame_ids) for r in result.results.values())
     batch = cfg.DEMO.FEATURE_BATCH_SIZE
     bare = bare_resnet_rate(predictor, batch)
     features = crops / max(result.seconds.get('features', 0.0), 1e-9)
