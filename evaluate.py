@@ -11,11 +11,13 @@ from __future__ import annotations
 from lib.core.cli import cli_path, config_argument_parser, config_from_args, run_main
 from lib.eval.protocol import EVAL_SETS
 from lib.eval.run import EvalOptions, eval_set_spec, run_evaluation
+from lib.models.checkpoint import stored_architecture
 
 EPILOG = """examples:
   python evaluate.py --cfg configs/repr_table1_3dpw.yaml --dataset 3dpw
   python evaluate.py --cfg configs/repr_table1_h36m_mpii3d.yaml --dataset h36m
   python evaluate.py --cfg configs/repr_table1_h36m_mpii3d.yaml --dataset mpii3d --checkpoint my.pth.tar
+  python evaluate.py --dataset 3dpw --checkpoint results/my_run/model_best.pth.tar   # ours: no --cfg needed
   python evaluate.py --cfg configs/repr_table1_3dpw.yaml --dataset 3dpw --data-root /data/glot \\
       DEVICE cuda EVAL.BATCH_SIZE 512 EVAL.GENDERED_MPVPE True
   python evaluate.py --dataset 3dpw --cfg ./configs/repr_table1_3dpw.yaml --gpu 0 --filter --plot --seq downtown
@@ -49,7 +51,7 @@ def main(argv=None) -> None:
         extra += ['TRAIN.PRETRAINED', cli_path(args.checkpoint)]
     if args.data_root:
         extra += ['DATA_ROOT', cli_path(args.data_root)]
-    cfg = config_from_args(args, extra)
+    cfg = config_from_args(args, extra, base_opts=stored_architecture(args.cfg, args.checkpoint))
     options = EvalOptions(seq=args.seq, slerp_filter=args.filter, plot=args.plot, render=args.render,
                           render_plain=args.render_plain, frame=args.frame)
     run_evaluation(cfg, args.dataset, output_dir=args.output_dir, render=args.render, cfg_file=args.cfg,

@@ -50,7 +50,7 @@ from lib.demo.batch import run_videos  # noqa: E402
 from lib.demo.cache import video_key  # noqa: E402
 from lib.demo.pipeline import DemoOptions, run_demo  # noqa: E402
 from lib.demo.stream import run_stream  # noqa: E402
-from lib.demo.video import FrameReader  # noqa: E402
+from lib.vis.video import FrameReader  # noqa: E402
 from lib.eval.run import run_evaluation  # noqa: E402
 from lib.models import build_model, load_checkpoint, save_checkpoint  # noqa: E402
 from lib.models.checkpoint import CheckpointError  # noqa: E402

@@ -7,7 +7,7 @@
 
 The body comes from ``<data_root>/base_data/SMPL_NEUTRAL.pkl`` (the generated stand-in from
 scripts/make_synthetic_assets.py, or the real model), posed with the arms down and swinging legs, and drawn
-with the demo's own renderer (lib/demo/renderer.py) over a plain background. The true person boxes can be
+with the demo's own renderer (lib/vis/renderer.py) over a plain background. The true person boxes can be
 written as a ``--bbox_file`` for demo.py (CSV ``frame,x1,y1,x2,y2,score``; the crossing video adds the true
 ``track_id``, so the same file is the tracking ground truth).
 
@@ -34,9 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.core.io import atomic_write  # noqa: E402
-from lib.demo.camera import focal_length as pinhole_focal  # noqa: E402
-from lib.demo.renderer import Mesh, MeshRenderer, project, rotation_y  # noqa: E402
-from lib.demo.video import VideoWriter  # noqa: E402
+from lib.vis.camera import focal_length as pinhole_focal  # noqa: E402
+from lib.vis.renderer import Mesh, MeshRenderer, project, rotation_y  # noqa: E402
+from lib.vis.video import VideoWriter  # noqa: E402
 from lib.models.smpl import SMPL  # noqa: E402
 
 # SMPL joint numbers (body_pose row = joint - 1).

@@ -68,7 +68,7 @@ def test_options_may_follow_the_overrides(dry_entry_points):
     modules['demo'].main(['--cfg', CFG, 'DATA_ROOT', 'x', '--sideview', '--vid_file', 'v.mp4', '--',
                           'EXP_NAME', '-run-1'])
     cfg, options = calls['demo'][0], calls['demo'][3]
-    assert options.sideview and cfg.DATA_ROOT == 'x' and cfg.EXP_NAME == '-run-1'
+    assert cfg.DEMO.SIDEVIEW and options.render and cfg.DATA_ROOT == 'x' and cfg.EXP_NAME == '-run-1'
 
 
 def _missing_lines(err: pytest.ExceptionInfo, root: Path) -> list[str]:

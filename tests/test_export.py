@@ -18,7 +18,7 @@ from lib.demo.export import export_space, write_exports
 from lib.demo.export.bvh import continuous_euler
 from lib.demo.export.motion import EXPORT_FRAMES, body_motion
 from lib.demo.inference import RESULT_KEYS
-from lib.demo.renderer import FLIP_X
+from lib.vis.renderer import FLIP_X
 from lib.demo.pipeline import DemoOptions, run_demo
 from lib.demo.smoothing import OneEuro
 from lib.models import build_model, save_checkpoint
@@ -55,8 +55,8 @@ def run(synthetic_root, tmp_path_factory):
         return ['--vid_file', str(video.path), '--cfg', CONFIG, '--checkpoint', str(folder / 'glot.pth.tar'),
                 '--output_folder', str(output_folder), '--bbox_file', str(boxes), '--export', export, *opts]
 
-    run_demo(load_config(CONFIG, [*opts, 'DEMO.CAMERA', 'perspective']), video.path, folder / 'out',
-             DemoOptions(bbox_file=str(folder / 'boxes.csv'), export=('glb', 'bvh')), folder / 'glot.pth.tar')
+    run_demo(load_config(CONFIG, [*opts, 'DEMO.CAMERA', 'perspective', 'DEMO.EXPORT', "['glb', 'bvh']"]), video.path,
+             folder / 'out', DemoOptions(bbox_file=str(folder / 'boxes.csv')), folder / 'glot.pth.tar')
     out = folder / 'out' / 'two'
     base = synthetic_root / 'base_data'
     reference = SMPL(base, j_regressor_extra=base / 'J_regressor_extra.npy').double()
@@ -218,7 +218,7 @@ def test_outputs_and_camera_keys(run):
     files = sorted(p.relative_to(run.out).as_posix() for p in run.out.rglob('*') if p.is_file()
                    and 'cache' not in p.parts)
     assert files == ['bvh/person1_frames0-23.bvh', 'bvh/person2_frames0-9.bvh', 'bvh/person2_frames12-23.bvh',
-                     'glot_output.pkl', 'log.txt', 'two_glot.glb', 'two_glot_output.mp4']
+                     'config.yaml', 'glot_output.pkl', 'log.txt', 'two_glot.glb', 'two_glot_output.mp4']
     assert sorted(run.results) == [1, 2]
     for res in run.results.values():
         assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS + WORLD_KEYS
@@ -373,7 +373,7 @@ def test_euler_zxy_round_trip_and_continuity():
 def test_export_errors_are_one_line(run, capsys, tmp_path):
     """An unknown format, or an export of a run where nobody is tracked: one error line, exit 2, no files."""
     (tmp_path / 'short.csv').write_text('\n'.join(f'{f},100,30,160,220' for f in range(5)))
-    cases = [(run.argv(tmp_path / 'out', 'glb,fbx'), "unknown --export format 'fbx': choose from glb, bvh"),
+    cases = [(run.argv(tmp_path / 'out', 'glb,fbx'), "DEMO.EXPORT ['glb', 'fbx'] must list only of glb, bvh"),
              (run.argv(tmp_path / 'out', 'glb', tmp_path / 'short.csv'), 'no person found')]
     for argv, message in cases:
         code, err = _cli(argv, capsys)

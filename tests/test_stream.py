@@ -1,6 +1,8 @@
 """Online mode: the ring-buffer windows equal the offline windows, a generated video read as a stream gives
 the offline demo's results exactly seqlen // 2 frames late, and bad sources fail with one line."""
 import json
+import shlex
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -11,6 +13,10 @@ from lib.core.config import load_config
 from lib.demo.inference import window_indices
 from lib.demo.pipeline import DemoOptions, run_demo
 from lib.demo.stream import STREAM_FILE, OnlineGLoT
+from lib.models.smpl import build_smpl
+from lib.vis.overlay import Figure, OverlayStyle, OverlayWriter
+from lib.vis.renderer import track_color
+from lib.vis.video import FrameReader
 from scripts.make_synthetic_video import make_synthetic_video
 from test_demo import CONFIG, SMALL_MODEL, _cli, _video_frames
 
@@ -76,7 +82,7 @@ def test_stream_equals_offline_demo(walk, tmp_path, capsys):
     settings = [*walk.opts, 'DEMO.BBOX_SMOOTH_SIGMA', '0.0']
     offline = run_demo(load_config(CONFIG, settings), walk.video, tmp_path / 'offline',
                        DemoOptions(bbox_file=str(walk.boxes), render=False), walk.ckpt)
-    (reference,) = offline.results.values()
+    (reference,) = [res.to_dict() for res in offline.results.values()]
     assert reference['frame_ids'].tolist() == list(range(FRAMES))
 
     code, err = _cli(['--stream', str(walk.video), '--bbox_file', str(walk.boxes), '--cfg', CONFIG,
@@ -99,6 +105,8 @@ def test_stream_equals_offline_demo(walk, tmp_path, capsys):
         pelvis = np.array(r['joints3d'][8]) + np.array(r['trans_cam'])
         np.testing.assert_allclose(r['trans_world'], np.array(r['cam_R']).T @ pelvis, atol=1e-4)
     assert _video_frames(folder / 'walk_glot_stream.mp4') == (FRAMES, (120, 160))
+    assert (folder / 'log.txt').read_text().split('\n')[0].endswith(' command: ' + shlex.join(sys.argv))
+    assert load_config(str(folder / 'config.yaml')).DEMO.STREAM_VERTS is True
 
 
 def test_stream_bad_sources_exit_2(walk, tmp_path, capsys, monkeypatch):
@@ -115,3 +123,35 @@ def test_stream_bad_sources_exit_2(walk, tmp_path, capsys, monkeypatch):
     code, err = _cli(['--stream', str(walk.video)] + base, capsys)
     assert code == 2 and '--stream runs in one process' in err
     assert not (tmp_path / 'out').exists()
+
+
+def _decoded(path):
+    return np.stack(list(FrameReader(path)))
+
+
+def test_stream_draws_with_the_configured_camera(walk, tmp_path, capsys):
+    """DEMO.CAMERA perspective: the online overlay is drawn with each person's trans_cam and the pinhole (the
+    online mode once always drew the weak-perspective camera); re-drawing the JSON lines with the overlay
+    writer gives the same video, and the weak-perspective drawing a different one."""
+    settings = [*walk.opts, 'DEMO.CAMERA', 'perspective', 'DEMO.FOCAL_LENGTH', '150.0', 'DEMO.STREAM_VERTS', 'True']
+    # --render_plain: the crop camera (1, 0, 0), so that the random small GLoT's people are in view
+    code, err = _cli(['--stream', str(walk.video), '--bbox_file', str(walk.boxes), '--render_plain', '--cfg', CONFIG,
+                      '--checkpoint', str(walk.ckpt), '--output_folder', str(tmp_path / 'online'), *settings], capsys)
+    assert code == 0, err
+    folder = tmp_path / 'online' / 'walk'
+    lines = [json.loads(line) for line in (folder / STREAM_FILE).read_text().splitlines()]
+    assert lines[0]['focal_length'] == 150.0
+    faces = build_smpl(load_config(CONFIG, walk.opts)).faces
+    frames = list(FrameReader(walk.video))
+    redrawn = {}
+    for camera in ('perspective', 'weak'):
+        style = OverlayStyle(camera, focal_length=150.0, plain=True)
+        with OverlayWriter(tmp_path / f'{camera}.mp4', faces, 160, 120, 25.0, style) as overlay:
+            for line, frame in zip(lines, frames):
+                person = {key: np.array(line[key], np.float32) for key in ('verts', 'orig_cam', 'trans_cam')}
+                overlay.write(frame, [Figure(person['verts'], person['orig_cam'], person['trans_cam'],
+                                             track_color(line['track_id']))])
+        redrawn[camera] = _decoded(tmp_path / f'{camera}.mp4')
+    online = _decoded(folder / 'walk_glot_stream.mp4')
+    assert np.array_equal(online, redrawn['perspective'])
+    assert online.max() > 0 and not np.array_equal(online, redrawn['weak'])

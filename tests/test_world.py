@@ -123,8 +123,8 @@ def _person(frames, torso_cam, orient, pelvis_smpl, trans_cam):
     joints[:, 1] = pelvis_smpl + torso_cam
     pose = np.zeros((len(frames), 72))
     pose[:, :3] = orient
-    return {'frame_ids': np.asarray(frames), 'joints3d': joints.astype(np.float32), 'pose': pose.astype(np.float32),
-            'trans_cam': np.asarray(trans_cam, dtype=np.float32)}
+    return SimpleNamespace(frame_ids=np.asarray(frames), joints3d=joints.astype(np.float32),
+                           pose=pose.astype(np.float32), trans_cam=np.asarray(trans_cam, dtype=np.float32))
 
 
 def test_world_frame_is_levelled_by_the_torsos_and_keys_are_consistent():
@@ -146,9 +146,9 @@ def test_world_frame_is_levelled_by_the_torsos_and_keys_are_consistent():
     cam_R = world_cam_R(results, relative)
     assert np.allclose(cam_R, true_cam_R, atol=1e-6)
     assert np.allclose(add_world_keys(results, relative), true_cam_R, atol=1e-6)
-    assert np.allclose(person['trans_world'], pelvis_world, atol=1e-5)
-    assert np.allclose(person['cam_R'], true_cam_R, atol=1e-6)
-    orient_world = axis_angle_to_rotmat(torch.from_numpy(person['global_orient_world'].astype(np.float64))).numpy()
+    assert np.allclose(person.trans_world, pelvis_world, atol=1e-5)
+    assert np.allclose(person.cam_R, true_cam_R, atol=1e-6)
+    orient_world = axis_angle_to_rotmat(torch.from_numpy(person.global_orient_world.astype(np.float64))).numpy()
     assert np.allclose(true_cam_R @ orient_world, _rot([np.pi, 0, 0]), atol=1e-5)
 
 
@@ -184,8 +184,8 @@ def test_online_world_is_causal_and_levels_after_enough_torsos(panning, caplog):
             person = _person([f], (rot @ [0, -0.5, 0])[None], [0, 0, 0], np.zeros(3), [[0.0, 0.0, 4.0]])
             world.add_world_keys(f, {1: person})
             if f + 1 >= ONLINE_UP_SAMPLES:
-                assert np.allclose(person['cam_R'][0], rot, atol=1e-5)
-                assert np.allclose(person['trans_world'][0], rot.T @ [0, 0, 4.0], atol=1e-5)
+                assert np.allclose(person.cam_R[0], rot, atol=1e-5)
+                assert np.allclose(person.trans_world[0], rot.T @ [0, 0, 4.0], atol=1e-5)
     assert world.frozen and len(world.rotations) == 1 and not world.failed
     assert any('fixed from frame 49 on' in r.getMessage() for r in caplog.records)
 
@@ -198,11 +198,11 @@ def test_demo_pipeline_gives_world_keys_and_world_exports(synthetic_root, tmp_pa
     video = make_panning_video(tmp_path / 'pan.mp4', synthetic_root, frames, 160, 120, pan_deg=12.0, tilt_deg=2.0,
                                walkers=PAN_WALKERS[:1], bbox_file=tmp_path / 'boxes.csv')
     cfg = load_config(CONFIG, ['DATA_ROOT', str(synthetic_root), 'DEVICE', 'cpu', 'DEMO.MIN_TRACK_LEN', '10',
-                               *SMALL_MODEL])
+                               'DEMO.EXPORT', "['glb']", *SMALL_MODEL])
     torch.manual_seed(0)
     save_checkpoint(tmp_path / 'glot.pth.tar', build_model(cfg))
     result = run_demo(cfg, video.path, tmp_path / 'out', DemoOptions(bbox_file=str(tmp_path / 'boxes.csv'),
-                      render=False, export=('glb',)), tmp_path / 'glot.pth.tar')
+                      render=False), tmp_path / 'glot.pth.tar')
     assert 'camera' in result.seconds
     (res,) = joblib.load(tmp_path / 'out' / 'pan' / 'glot_output.pkl').values()
     cam_R = res['cam_R'].astype(np.float64)

@@ -50,6 +50,9 @@ def subset_of(*choices: str, non_empty: bool = False) -> Check:
     return check
 
 
+# The SMPL bodies (lib/models/smpl.py) and the demo's export formats (lib/demo/export/).
+GENDERS = ('neutral', 'male', 'female')
+EXPORT_FORMATS = ('glb', 'bvh')
 DATASETS_2D = ('Insta',)
 DATASETS_3D = ('ThreeDPW', 'MPII3D', 'Human36M')
 PROBABILITY = within(0.0, 1.0)
@@ -88,6 +91,9 @@ RULES: dict[str, Check] = {
     'EVAL.RENDER_FRAMES': at_least(0),
     'EVAL.RENDER_MODE': one_of('painter', 'zbuffer'),
     'DEMO.DETECTOR': one_of('auto', 'torchvision', 'hog'),
+    'DEMO.TRACKER_BATCH_SIZE': at_least(1),
+    'DEMO.GENDER': one_of(*GENDERS),
+    'DEMO.EXPORT': subset_of(*EXPORT_FORMATS),
     'DEMO.MIN_TRACK_LEN': at_least(1),
     'DEMO.BBOX_SCALE': at_least(1e-3),
     'DEMO.FEATURE_BATCH_SIZE': at_least(1),

@@ -48,10 +48,12 @@ def cli_path(path: str | os.PathLike | None) -> str | None:
     return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
-def config_from_args(args: argparse.Namespace, extra_opts: list[str] | None = None):
-    """The frozen config from ``args.cfg`` and ``args.opts`` (plus ``extra_opts`` from dedicated flags), with
-    ``args.gpu`` applied to ``DEVICE`` (:func:`gpu_device`)."""
-    opts = list(args.opts or []) + list(extra_opts or [])
+def config_from_args(args: argparse.Namespace, extra_opts: list[str] | None = None,
+                     base_opts: list[str] | None = None):
+    """The frozen config from ``args.cfg`` and ``args.opts`` (plus ``extra_opts`` from dedicated flags, after
+    them; ``base_opts``, e.g. a checkpoint's stored architecture, before them), with ``args.gpu`` applied to
+    ``DEVICE`` (:func:`gpu_device`)."""
+    opts = list(base_opts or []) + list(args.opts or []) + list(extra_opts or [])
     cfg = load_config(args.cfg, opts)
     gpu = getattr(args, 'gpu', None)
     if gpu is None:

@@ -30,7 +30,7 @@ import torch
 import yaml
 from yacs.config import CfgNode as CN
 
-from lib.core.checks import check_config
+from lib.core.checks import check_config, config_differences, config_value
 from lib.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -250,7 +250,7 @@ _C.EVAL.PROTOCOLS = ['official', 'corrected']
 # 3DPW sequence files for the genders).
 _C.EVAL.GENDERED_MPVPE = False
 # evaluate.py --render: frames drawn per sequence, from its first frame (official 200; 0 = all), and the
-# rasteriser of lib/demo/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
+# rasteriser of lib/vis/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
 _C.EVAL.RENDER_FRAMES = 200
 _C.EVAL.RENDER_MODE = 'painter'
 
@@ -258,8 +258,22 @@ _C.EVAL.RENDER_MODE = 'painter'
 # Demo
 # ---------------------------------------------------------------------------------------------------------
 _C.DEMO = CN()
-# Person detector: 'auto' (torchvision if its weights are local, else HOG), 'torchvision' or 'hog'.
+# Person detector: 'auto' (torchvision if its weights are local, else HOG), 'torchvision' or 'hog' (demo.py
+# --detector sets it).
 _C.DEMO.DETECTOR = 'auto'
+# Frames per detector batch (demo.py --tracker_batch_size, the official flag).
+_C.DEMO.TRACKER_BATCH_SIZE = 12
+# SMPL body of the output meshes, joints and exports: 'neutral', 'male' or 'female' (demo.py --gender); the
+# model itself always predicts with the neutral body, as the official demo.
+_C.DEMO.GENDER = 'neutral'
+# Motion files written beside the results: any of 'glb' (skinned animated meshes, all people in one file) and
+# 'bvh' (skeleton animation per person); demo.py --export glb,bvh sets it.
+_C.DEMO.EXPORT = []
+# Overlay video: a side view of the meshes right of each frame (--sideview), the meshes on black with the
+# crop camera (1, 0, 0) as the official --render_plain (--render_plain), visible edges only (--wireframe).
+_C.DEMO.SIDEVIEW = False
+_C.DEMO.RENDER_PLAIN = False
+_C.DEMO.WIREFRAME = False
 # Frame rate of the input (frames/s), used for the output video, the exports and the log: 0 = the video's
 # own rate, or 30 for a folder of frames (demo.py --fps sets it).
 _C.DEMO.FPS = 0.0
@@ -407,22 +421,60 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: list[str] | Non
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            cfg.merge_from_file(str(path))
+            with open(path, encoding='utf-8') as f:
+                loaded = CN.load_cfg(f)
+            cfg.merge_from_other_cfg(_numbers_as_defaults(cfg, loaded))
         except yaml.YAMLError as err:
             raise ConfigError(f"malformed YAML in {path}: {' '.join(str(err).split())}") from None
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(f"{path}: {_yacs_message(err)}") from None
         cfg.merge_from_list(_official_title_opts(cfg, path))
+    return merge_settings(cfg, opts)
+
+
+def merge_settings(cfg: CN, opts: list | dict | None) -> CN:
+    """``cfg`` (left unchanged) merged with ``KEY VALUE`` pairs (a flat list as on the command line, or a
+    dict of dotted keys to values, strings or Python values), checked (:func:`lib.core.checks.check_config`)
+    and frozen. A whole number given for a float key is taken as that float (``DEMO.FOCAL_LENGTH 960``).
+
+    Raises:
+        ConfigError: odd-length ``opts``, unknown key, bad value type, a value out of its range.
+    """
+    cfg = cfg.clone()
+    cfg.defrost()
+    if isinstance(opts, dict):
+        opts = [item for pair in opts.items() for item in pair]
     if opts:
         if len(opts) % 2:
-            raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd number: {' '.join(opts)}")
+            raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd number: {' '.join(map(str, opts))}")
+        pairs = [(key, _number_as_default(cfg, key, value)) for key, value in zip(opts[0::2], opts[1::2])]
         try:
-            cfg.merge_from_list(list(opts))
+            cfg.merge_from_list([item for pair in pairs for item in pair])
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(f"override: {_yacs_message(err)}") from None
     check_config(cfg)
     cfg.freeze()
     return cfg
+
+
+def _number_as_default(cfg: CN, key: str, value):
+    """``value`` (a string as typed, or a Python value) as a float when it is a whole number and ``key``'s
+    default is a float."""
+    if not isinstance(config_value(cfg, key), float):
+        return value
+    number = CN._decode_cfg_value(value) if isinstance(value, str) else value
+    return float(number) if isinstance(number, int) and not isinstance(number, bool) else value
+
+
+def _numbers_as_defaults(defaults: CN, loaded: CN) -> CN:
+    """``loaded`` (a YAML file's tree) with whole numbers of float keys made floats, in place."""
+    for key, value in loaded.items():
+        default = defaults.get(key) if isinstance(defaults, CN) else None
+        if isinstance(value, CN):
+            _numbers_as_defaults(default, value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            loaded[key] = float(value)
+    return loaded
 
 
 def load_config_text(text: str) -> CN:
@@ -433,6 +485,13 @@ def load_config_text(text: str) -> CN:
         raise ConfigError(f"a stored config is not readable YAML: {' '.join(str(err).split())[:120]}") from None
     cfg.freeze()
     return cfg
+
+
+def stored_config_changes(stored: str | None, cfg: CN, keys: tuple[str, ...]) -> list[str]:
+    """``'KEY saved -> now'`` for every leaf under ``keys`` where ``cfg`` differs from a config ``stored`` as
+    YAML text (a checkpoint's; :func:`lib.core.checks.config_differences`); none when nothing is stored (an
+    official checkpoint). The one comparison behind the architecture check and the resume check."""
+    return config_differences(load_config_text(stored), cfg, keys) if stored else []
 
 
 def _yacs_message(err: Exception) -> str:

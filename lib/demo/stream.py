@@ -14,10 +14,12 @@ minimum). With ``DEMO.BBOX_SMOOTH_SIGMA 0`` and tracks without gaps that are lon
 the online results equal the offline demo's (float tolerance).
 
 Outputs in ``<output_folder>/<name>/`` (``name``: the file's stem, ``camera<N>``, or the URL's last path
-part): :data:`STREAM_FILE`, JSON lines, one per person per frame, written to its final name and flushed line
-by line as results come (the one output not written atomically, so a reader can follow it live); and,
-unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video encoded as frames come (renamed into
-place when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
+part): ``config.yaml`` and ``log.txt`` (the run record, written at the end); :data:`STREAM_FILE`, JSON
+lines, one per person per frame, written to its final name and flushed line by line as results come (the
+one output not written atomically, so a reader can follow it live); and, unless ``render`` is off,
+``<name>_glot_stream.mp4``, the overlay video (drawn as the offline demo's,
+:func:`lib.demo.pipeline.overlay_style`, with ``DEMO.CAMERA``) encoded as frames come (renamed into place
+when the stream ends). Each line holds ``frame``, ``track_id``, ``time_s`` (frame / fps), the frame
 whose arrival released it (``emitted_at``; ``flushed`` for the tail), ``latency_ms`` (wall time from the
 frame's arrival to its result) and the keys of ``glot_output.pkl`` for that person and frame (``verts`` only
 with ``DEMO.STREAM_VERTS``), including the world-frame keys of ``lib/demo/world.py`` (causal: :class:`OnlineWorld`).
@@ -27,90 +29,46 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import time
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
-import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from lib.core.config import resolve_device
+from lib.core.dist import DistContext
 from lib.core.errors import UserError
-from lib.core.io import probe_output_dir
-from lib.demo.batch import Ranks
+from lib.core.io import atomic_write, probe_output_dir
+from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
-from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
-from lib.demo.pipeline import DemoOptions, check_settings, render_frame
-from lib.demo.renderer import MeshRenderer
+from lib.demo.inference import GLoTPredictor, PersonResult, PersonTrack, demo_files
+from lib.demo.pipeline import DemoOptions, check_settings, figure, overlay_style, render_frame
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes
-from lib.demo.video import IMAGE_FOLDER_FPS, VideoWriter, count_frames
 from lib.demo.world import OnlineWorld
+from lib.vis.overlay import OverlayWriter
+from lib.vis.video import StreamSource, count_frames
 
 logger = logging.getLogger(__name__)
 
 STREAM_FILE = 'glot_stream.jsonl'
 
 
-class StreamSource:
-    """Frames ``(H, W, 3)`` uint8 BGR from a camera index (``'0'``), a URL OpenCV can open, or a video file,
-    read once, in order, as they come. ``path`` is the file (None for cameras and URLs); ``fps`` the
-    source's rate (29.97 when it reports none). Iterating to the end, or :meth:`close`, releases it."""
-
-    def __init__(self, source: str):
-        self.source = str(source)
-        self.path: Path | None = None
-        if self.source.isdigit():
-            target, self.name = int(self.source), f'camera{self.source}'
-        elif '://' in self.source:
-            target = self.source
-            self.name = re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(urlparse(self.source).path).stem) or 'stream'
-        else:
-            self.path = Path(self.source).expanduser()
-            if not self.path.is_file():
-                raise UserError(f"stream source not found: {self.path} (give a camera index, a URL or a video file)")
-            target, self.name = str(self.path), self.path.stem
-        self._capture = cv2.VideoCapture(target)
-        ok, self._first = self._capture.read() if self._capture.isOpened() else (False, None)
-        if not ok or self._first is None:
-            self._capture.release()
-            raise UserError(f"cannot read a frame from stream {self.source} (no such camera, an unreachable URL, "
-                            f"or a file OpenCV cannot decode)")
-        fps = self._capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else IMAGE_FOLDER_FPS
-        self.height, self.width = self._first.shape[:2]
-
-    def __iter__(self):
-        try:
-            frame = self._first
-            while frame is not None:
-                yield frame
-                ok, frame = self._capture.read()
-                frame = frame if ok else None
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._capture.release()
-
-
 @dataclass
 class FrameOutput:
-    """The results of one frame: ``people`` maps track id -> the per-person dict of
+    """The results of one frame: ``people`` maps track id -> the :class:`PersonResult` of
     :meth:`GLoTPredictor.predict` with one row; ``emitted_at`` is the input frame whose arrival released it
     (``frame + L`` except for the ``flushed`` tail)."""
 
     frame: int
     emitted_at: int
     flushed: bool
-    people: dict[int, dict]
+    people: dict[int, PersonResult]
 
 
 class OnlineGLoT:
@@ -198,13 +156,19 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
     """
     options = options or DemoOptions()
     check_settings(cfg, options, writes=True)
-    if Ranks.from_env().world_size > 1:
+    if DistContext.from_env().enabled:
         raise UserError('--stream runs in one process; torchrun is for --vid_file with a folder or .txt list')
     stream = StreamSource(source)
     try:
-        return _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor)
+        with captured_log() as lines:
+            log_run(cfg, resolve_device(cfg.DEVICE), None)
+            result = _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor)
     finally:
         stream.close()
+    # the run's record and log beside its outputs
+    result.files += [write_run_config(result.output_dir, cfg),
+                     atomic_write(result.output_dir / LOG_FILE, '\n'.join(lines) + '\n')]
+    return result
 
 
 def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOptions, checkpoint,
@@ -216,13 +180,12 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
             raise UserError('--bbox_file with --stream needs a video file as the source (frame numbers are 0-based '
                             'indices into it)')
         boxes = read_bbox_file(options.bbox_file, count_frames(stream.path), stream.width, stream.height)
-    if predictor is None:
-        weight_files(cfg, checkpoint)
+    files = demo_files(cfg, checkpoint) if predictor is None else None
     future = [f'{key} {cfg.DEMO[key]}' for key in ('BBOX_SMOOTH_SIGMA', 'FILL_GAPS', 'MIN_TRACK_LEN',
                                                     'TRACK_MIN_HITS', 'DROP_STATIC_TRACKS') if cfg.DEMO[key]]
     if future:
         logger.info(f"stream: not applied online (they need future frames): {', '.join(future)}")
-    detector = None if boxes is not None else build_detector(options.detector or cfg.DEMO.DETECTOR,
+    detector = None if boxes is not None else build_detector(cfg.DEMO.DETECTOR,
                                                              resolve_device(cfg.DEVICE), cfg.DEMO, 1)
     demo = cfg.DEMO
     # min_hits 1: a person is emitted from the first frame it is detected in (confirming it after
@@ -232,8 +195,8 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
 
     def track(frame: np.ndarray, dets: np.ndarray) -> list[tuple[int, np.ndarray]]:
         return tracker.update(dets, box_histograms(frame, dets) if demo.TRACK_APPEARANCE else None)
-    predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
-    online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
+    predictor = predictor or GLoTPredictor(cfg, files)
+    online = OnlineGLoT(predictor, stream.width, stream.height, cfg.DEMO.RENDER_PLAIN)
     world = OnlineWorld(stream.width, stream.height, cfg.DEMO)
 
     def tracked(index: int, frame: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -247,10 +210,8 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
     output_dir = output_folder / stream.name
     lines_path = output_dir / STREAM_FILE
     video_path = output_dir / f'{stream.name}_glot_stream.mp4'
-    renderer = MeshRenderer(predictor.faces, stream.width, stream.height, cfg.DEMO.RENDER_MODE,
-                            cfg.DEMO.RENDER_ALPHA, options.wireframe)
-    size = (stream.width * (2 if options.sideview else 1), stream.height)
-    writer = VideoWriter(video_path, stream.fps, size) if options.render else None
+    writer = (OverlayWriter(video_path, predictor.faces, stream.width, stream.height, stream.fps,
+                            overlay_style(cfg.DEMO)) if options.render else None)
     pending: deque = deque()  # (frame index, image, arrival time) of the frames not emitted yet
     latencies, steps = [], []
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -267,12 +228,12 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
             record = {'frame': out.frame, 'track_id': tid, 'time_s': out.frame / stream.fps,
                       'emitted_at': out.emitted_at, 'flushed': out.flushed, 'latency_ms': round(latencies[-1], 3)}
             record.update({key: np.asarray(value if key in PER_PERSON_KEYS else value[0]).tolist()
-                           for key, value in person.items() if value is not None and key != 'frame_ids'
+                           for key, value in person.to_dict().items() if value is not None and key != 'frame_ids'
                            and (key != 'verts' or cfg.DEMO.STREAM_VERTS)})
             lines.write(json.dumps(record) + '\n')
-            people.append((tid, person['verts'][0], person['orig_cam'][0]))
+            people.append((tid, figure(person, 0, tid)))
         lines.flush()
-        render_frame(renderer, writer, image, index, people, predictor.faces, output_dir, options)
+        render_frame(writer, image, index, people, predictor.faces, output_dir, options)
 
     start = time.perf_counter()
     with writer if writer is not None else nullcontext(), open(lines_path, 'w', encoding='utf-8') as lines, \

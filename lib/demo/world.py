@@ -55,16 +55,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.demo.camera import focal_length
+from lib.vis.camera import focal_length
 from lib.utils.geometry import axis_angle_to_rotmat, rotmat_to_axis_angle
 from lib.utils.joints import SPIN_SMPL_ROOT
+
+if TYPE_CHECKING:
+    from lib.demo.inference import PersonResult
 
 logger = logging.getLogger(__name__)
 
@@ -343,11 +346,11 @@ def _check_up(mean: np.ndarray) -> tuple[np.ndarray | None, str]:
     return up, ''
 
 
-def up_direction(results: dict[int, dict], rotations: np.ndarray) -> np.ndarray | None:
+def up_direction(results: dict[int, PersonResult], rotations: np.ndarray) -> np.ndarray | None:
     """Image-up ``(3,)`` of the first frame's camera frame as the people's torsos show it (the mean unit
     pelvis-to-neck direction, carried into the first frame by ``rotations (N, 3, 3)``), or None when they
     disagree or lean too far (module docstring)."""
-    directions = [torso_directions(res['joints3d'], rotations[np.asarray(res['frame_ids'], dtype=np.int64)])
+    directions = [torso_directions(res.joints3d, rotations[np.asarray(res.frame_ids, dtype=np.int64)])
                   for res in results.values()]
     if not directions:
         return None
@@ -371,30 +374,30 @@ def levelling(up: np.ndarray | None) -> np.ndarray:
     return axis_angle_to_rotmat(torch.from_numpy(axis / np.linalg.norm(axis) * angle)[None]).numpy()[0]
 
 
-def world_cam_R(results: dict[int, dict], rotations: np.ndarray) -> np.ndarray:
+def world_cam_R(results: dict[int, PersonResult], rotations: np.ndarray) -> np.ndarray:
     """World-to-camera rotations ``(N, 3, 3)`` of every video frame: ``R_t L^T``, ``L`` the
     :func:`levelling` of the people's :func:`up_direction`."""
     return rotations @ levelling(up_direction(results, rotations)).T
 
 
-def add_world_keys(results: dict[int, dict], rotations: np.ndarray) -> np.ndarray:
+def add_world_keys(results: dict[int, PersonResult], rotations: np.ndarray) -> np.ndarray:
     """Add :data:`WORLD_KEYS` (module docstring) to every person's result in place, from the camera's
     ``rotations (N, 3, 3)`` from the first frame (:class:`CameraMotion`), levelled by the people
     (:func:`world_cam_R`); returns the world-to-camera rotations ``cam_R (N, 3, 3)`` of every video frame."""
     cam_R = world_cam_R(results, rotations)
     for res in results.values():
-        _set_world_keys(res, cam_R[np.asarray(res['frame_ids'], dtype=np.int64)])
+        _set_world_keys(res, cam_R[np.asarray(res.frame_ids, dtype=np.int64)])
     return cam_R
 
 
-def _set_world_keys(res: dict, rot: np.ndarray) -> None:
+def _set_world_keys(res: PersonResult, rot: np.ndarray) -> None:
     """:data:`WORLD_KEYS` of one person's result from its rows' world-to-camera rotations ``rot (n, 3, 3)``."""
-    orient = axis_angle_to_rotmat(torch.as_tensor(np.asarray(res['pose'][:, :3], dtype=np.float64))).numpy()
-    pelvis = res['joints3d'][:, SPIN_SMPL_ROOT].astype(np.float64) + res['trans_cam']
-    res['cam_R'] = rot.astype(np.float32)
-    res['global_orient_world'] = rotmat_to_axis_angle(
+    orient = axis_angle_to_rotmat(torch.as_tensor(np.asarray(res.pose[:, :3], dtype=np.float64))).numpy()
+    pelvis = res.joints3d[:, SPIN_SMPL_ROOT].astype(np.float64) + res.trans_cam
+    res.cam_R = rot.astype(np.float32)
+    res.global_orient_world = rotmat_to_axis_angle(
         torch.from_numpy(np.swapaxes(rot, 1, 2) @ orient)).numpy().astype(np.float32)
-    res['trans_world'] = np.einsum('nji,nj->ni', rot, pelvis).astype(np.float32)   # cam_R^T pelvis
+    res.trans_world = np.einsum('nji,nj->ni', rot, pelvis).astype(np.float32)   # cam_R^T pelvis
 
 
 class OnlineWorld:
@@ -423,14 +426,14 @@ class OnlineWorld:
             self.failed.append(self.frames)
         self.frames += 1
 
-    def add_world_keys(self, frame: int, people: dict[int, dict]) -> None:
+    def add_world_keys(self, frame: int, people: dict[int, PersonResult]) -> None:
         """Add :data:`WORLD_KEYS` to the one-row results ``people`` of video frame ``frame`` (in place), and
         forget the rotations of earlier frames."""
         rotation = self.rotations[frame]
         if not self.frozen and people:
             for res in people.values():
-                self.torso_sum += torso_directions(res['joints3d'], rotation[None]).sum(0)
-                self.torso_count += len(res['joints3d'])
+                self.torso_sum += torso_directions(res.joints3d, rotation[None]).sum(0)
+                self.torso_count += len(res.joints3d)
             up, _ = _check_up(self.torso_sum / self.torso_count)
             self.level = levelling(up)
             if self.torso_count >= ONLINE_UP_SAMPLES:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lib.core.config import db_path, resolve_device, resolve_path
+from lib.core.config import resolve_device, resolve_path
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, check_files, database_file, glot_weights_file
 from lib.core.io import prepare_output_dir, probe_output_dir
-from lib.core.logs import log_file
+from lib.core.logs import log_file, log_run, write_run_config
 from lib.dataset.db import load_db
 from lib.dataset.eval_sequences import as_str
 from lib.eval.plots import PLOT_DIR, write_accel_plots
@@ -84,9 +84,7 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
     out_dir = Path(output_dir) if output_dir else default_output_dir(cfg, dataset)
     probe_output_dir(out_dir)    # an output folder that cannot be written fails first, creating nothing
-    check_files(cfg, required_files(cfg, spec, gendered), 'evaluate')
-    ckpt = resolve_path(cfg, cfg.TRAIN.PRETRAINED)
-    db_file = db_path(cfg, spec.files_key, 'TEST')
+    ckpt, db_file, *_ = check_files(cfg, required_files(cfg, spec, gendered), 'evaluate')
     device = resolve_device(cfg.DEVICE)
     model = build_model(cfg)
     load_checkpoint(model, ckpt, cfg)
@@ -102,6 +100,8 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
 
     prepare_output_dir(out_dir)
     with log_file(out_dir):
+        log_run(cfg, device, out_dir)
+        write_run_config(out_dir, cfg)
         start = time.perf_counter()
         evaluator = Evaluator(model, device, j_regressor=j_regressor, smpl=smpl, gendered_smpl=gendered_smpl,
                               batch_size=cfg.EVAL.BATCH_SIZE, protocols=protocols, seqlen=cfg.DATASET.SEQLEN,
@@ -113,7 +113,9 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
                 'protocols': protocols, 'seq': options.seq, 'filter': options.slerp_filter,
                 'seconds': round(seconds, 3)}
         write_results(result, out_dir, info)
-        print(format_table(result))
+        table = format_table(result)
+        print(table)
+        logger.info('results:\n%s', table, extra={'file_only': True})
         if options.slerp_filter:
             print('(--filter: slerp-smoothed rotations; the official row scores MPVPE on the unsmoothed vertices, '
                   'as the released script does; corrected smooths them too)')

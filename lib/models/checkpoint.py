@@ -38,8 +38,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lib.core.checks import config_differences
-from lib.core.config import load_config_text
+from lib.core.checks import config_value
+from lib.core.config import load_config_text, stored_config_changes
 from lib.core.errors import UserError
 from lib.core.io import atomic_path
 
@@ -125,12 +125,31 @@ def _listing(kind: str, names: list[str], limit: int = 4) -> str:
     return f"{len(names)} {kind} ({', '.join(names[:limit])}{more})"
 
 
+def stored_architecture(cfg_file: str | None, path: str | os.PathLike | None) -> list[str]:
+    """``KEY VALUE`` overrides of the :data:`ARCHITECTURE_KEYS` stored in our checkpoint ``path``, to build its
+    model when no config file (``--cfg``) is given; none when ``cfg_file`` is given.
+
+    Raises:
+        CheckpointError: neither given, an unreadable file, or an official checkpoint (it stores no config).
+    """
+    if cfg_file:
+        return []
+    if not path:
+        raise CheckpointError("give --cfg (the YAML the checkpoint was trained with), or --checkpoint with one of "
+                              "our checkpoints (they store their config)")
+    ckpt = read_checkpoint(path)
+    if not ckpt.get('config'):
+        raise CheckpointError(f"{path} stores no config (an official checkpoint): pass the official YAML it was "
+                              f"trained with, e.g. --cfg configs/repr_table1_3dpw.yaml")
+    stored = load_config_text(ckpt['config'])
+    values = {key: config_value(stored, key) for key in ARCHITECTURE_KEYS}
+    return [item for key, value in values.items() if value is not None for item in (key, repr(value))]
+
+
 def check_architecture(ckpt: dict, cfg, path: str | os.PathLike) -> None:
     """Refuse ``cfg`` when its :data:`ARCHITECTURE_KEYS` differ from the config stored in ``ckpt`` (one line
     naming them); a checkpoint without a stored config (official) passes."""
-    if not ckpt.get('config'):
-        return
-    changes = config_differences(load_config_text(ckpt['config']), cfg, ARCHITECTURE_KEYS)
+    changes = stored_config_changes(ckpt.get('config'), cfg, ARCHITECTURE_KEYS)
     if changes:
         raise CheckpointError(f"{path} was trained with another architecture than this config describes: "
                               f"{'; '.join(changes)}; pass the config it was trained with (--cfg)")

@@ -21,29 +21,26 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import signal
-import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.distributed as dist
 
-from lib.core.checks import config_differences
-from lib.core.config import ConfigError, load_config_text
+from lib.core.config import ConfigError, stored_config_changes
+from lib.core.dist import DistContext, all_gather, init_process, leave_group
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, database_file, spin_checkpoint_file
 from lib.core.files import check_files as check_needed_files
-from lib.core.io import RunLock, atomic_write, prepare_output_dir, probe_output_dir
-from lib.core.logs import LOG_FILE, log_file
+from lib.core.io import RunLock, prepare_output_dir, probe_output_dir
+from lib.core.logs import LOG_FILE, log_file, log_run, write_run_config
 from lib.dataset.loaders import batch_split, build_train_loaders, build_val_dataset
 from lib.models import build_model
 from lib.models.checkpoint import read_checkpoint
 from lib.models.smpl import load_h36m_regressor
-from lib.train.distributed import DistContext, RankShare, all_gather, init_distributed
+from lib.train.distributed import RankShare
 from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT, Trainer
 from lib.train.loss import build_loss
 from lib.train.rng import seed_everything
@@ -143,10 +140,7 @@ def set_aside_earlier_logs(out_dir: Path, files: list[Path]) -> Path:
 def check_resume_settings(cfg, path: Path) -> None:
     """Refuse to resume ``path`` under settings of :data:`PINNED_KEYS` other than those it was trained with
     (one line listing them). A checkpoint without a stored config (an official one) is not checked."""
-    ckpt = read_checkpoint(path)
-    if not ckpt.get('config'):
-        return
-    changes = config_differences(load_config_text(ckpt['config']), cfg, PINNED_KEYS)
+    changes = stored_config_changes(read_checkpoint(path).get('config'), cfg, PINNED_KEYS)
     if changes:
         raise UserError(f"cannot resume {path} with other settings than it was trained with: {'; '.join(changes)}; "
                         "put them back, or start a new run (another EXP_NAME)")
@@ -200,7 +194,7 @@ def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bo
         UserError: missing files, a folder in use or holding another run, nothing to resume, changed
             settings on resume, an output that cannot be written, bad settings, a non-finite loss.
     """
-    ctx, device = init_distributed(cfg)
+    ctx, device = init_process(cfg.DEVICE)
     out_dir = output_dir(cfg)
     if ctx.is_main:
         probe_output_dir(out_dir, OUTPUT_FIX)
@@ -222,8 +216,7 @@ def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bo
             leftovers = earlier_run_logs(out_dir) if resume is None and ctx.is_main else []
             return _train(cfg, ctx, device, out_dir, resume, leftovers, after_step, progress)
     finally:
-        if ctx.enabled and dist.is_initialized():
-            dist.destroy_process_group()
+        leave_group(ctx)
 
 
 def _train(cfg, ctx: DistContext, device: torch.device, out_dir: Path, resume: Path | None,
@@ -233,16 +226,13 @@ def _train(cfg, ctx: DistContext, device: torch.device, out_dir: Path, resume: P
         prepare_output_dir(out_dir, OUTPUT_FIX)
         if leftovers:
             set_aside = set_aside_earlier_logs(out_dir, leftovers)
-        atomic_write(out_dir / 'config.yaml', cfg.dump())
+        write_run_config(out_dir, cfg)
     with log_file(out_dir, ctx.is_main):
+        log_run(cfg, device, out_dir, ctx.world_size)
         if set_aside is not None:
             logger.info('the earlier run in %s left no checkpoint (it was stopped before writing its first one): '
                         'starting afresh; its %s moved to %s', out_dir, ', '.join(p.name for p in leftovers),
                         set_aside)
-        logger.info('command: %s', ' '.join(sys.argv))
-        logger.info('python %s, torch %s, %s, device %s, %d process(es)', platform.python_version(),
-                    torch.__version__, platform.platform(), device, ctx.world_size)
-        logger.info('config (also in %s):\n%s', out_dir / 'config.yaml', cfg.dump(), extra={'file_only': True})
         logger.info('output: %s', out_dir)
         torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK
         torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC

@@ -42,12 +42,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from lib.core.config import ConfigError
+from lib.core.dist import DistContext, all_gather, all_reduce_sum
 from lib.core.errors import UserError
 from lib.core.io import atomic_copy
 from lib.dataset.loaders import merge_batch
 from lib.models import load_checkpoint, save_checkpoint
 from lib.models.checkpoint import load_optimizer_state
-from lib.train.distributed import DistContext, all_gather, all_reduce_sum
 from lib.train.loss import GLoTLoss
 from lib.train.signals import stop_signals
 from lib.train.rng import rng_state, seed_everything, set_rng_state

@@ -63,8 +63,8 @@ def prepare(root: Path, args) -> tuple[Path, Path, Path]:
 
 
 def run(args) -> None:
-    from lib.core.config import load_config
-    from lib.demo.inference import GLoTPredictor
+    from lib.core.config import load_config, merge_settings
+    from lib.demo.inference import GLoTPredictor, demo_files
     from lib.demo.pipeline import STAGES, DemoOptions, run_demo
 
     root = Path(args.root)
@@ -72,15 +72,16 @@ def run(args) -> None:
     cfg = load_config(str(CONFIG), ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.CACHE', 'False',
                                     'DEMO.RENDER_MODE', args.render_mode])
     start = time.perf_counter()
-    predictor = GLoTPredictor(cfg, ckpt)
+    predictor = GLoTPredictor(cfg, demo_files(cfg, ckpt))
     setup = time.perf_counter() - start
     out = root / 'demo_output'
     shutil.rmtree(out, ignore_errors=True)
-    options = DemoOptions(detector=None if args.detector == 'bbox' else args.detector,
-                          bbox_file=str(boxes) if args.detector == 'bbox' else None, sideview=args.sideview,
-                          export=tuple(args.export.split(',')) if args.export else ())
+    cfg = merge_settings(cfg, {'DEMO.SIDEVIEW': args.sideview,
+                               'DEMO.EXPORT': [f for f in args.export.split(',') if f] if args.export else [],
+                               **({} if args.detector == 'bbox' else {'DEMO.DETECTOR': args.detector})})
+    options = DemoOptions(bbox_file=str(boxes) if args.detector == 'bbox' else None)
     result = run_demo(cfg, video, out, options, predictor=predictor)
-    people = sum(len(r['frame_ids']) for r in result.results.values()) / max(result.num_frames, 1)
+    people = sum(len(r.frame_ids) for r in result.results.values()) / max(result.num_frames, 1)
     print(f'\nvideo {video.name}: {result.num_frames} frames, {args.width}x{args.height}, '
           f'{len(result.results)} track(s), {people:.2f} people per frame; device {predictor.device}; '
           f'torch threads {torch.get_num_threads()}; model + SPIN setup {setup:.1f} s')
@@ -90,7 +91,7 @@ def run(args) -> None:
         print(f'  {stage:<10s} {sec:8.2f} s  {rate} frames/s')
     total = sum(result.seconds.get(s, 0.0) for s in STAGES)
     print(f'  {"total":<10s} {total:8.2f} s  {result.num_frames / total:9.1f} frames/s (setup excluded)')
-    crops = sum(len(r['frame_ids']) for r in result.results.values())
+    crops = sum(len(r.frame_ids) for r in result.results.values())
     batch = cfg.DEMO.FEATURE_BATCH_SIZE
     bare = bare_resnet_rate(predictor, batch)
     features = crops / max(result.seconds.get('features', 0.0), 1e-9)

@@ -29,7 +29,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from lib.core.config import load_config
+    from lib.core.config import load_config, merge_settings
     from lib.demo.pipeline import DemoOptions
     from lib.demo.stream import run_stream
 
@@ -39,8 +39,9 @@ def run(args) -> None:
     shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(str(CONFIG), ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.RENDER_MODE',
                                     args.render_mode])
-    options = DemoOptions(detector=None if args.detector == 'bbox' else args.detector,
-                          bbox_file=str(boxes) if args.detector == 'bbox' else None, sideview=args.sideview)
+    cfg = merge_settings(cfg, {'DEMO.SIDEVIEW': args.sideview,
+                               **({} if args.detector == 'bbox' else {'DEMO.DETECTOR': args.detector})})
+    options = DemoOptions(bbox_file=str(boxes) if args.detector == 'bbox' else None)
     result = run_stream(cfg, str(video), out, options, ckpt)
     latency = result.latency_frames
     step = np.asarray(result.step_ms)[latency:]  # steady state: every step emits a frame

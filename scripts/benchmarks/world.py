@@ -103,7 +103,7 @@ def _pipeline_cost(root: Path, args) -> None:
     import torch
 
     from lib.core.config import load_config
-    from lib.demo.inference import GLoTPredictor
+    from lib.demo.inference import GLoTPredictor, demo_files
     from lib.demo.pipeline import DemoOptions, run_demo
 
     name = f'pan{args.pan:g}_{args.frames}f_{args.width}x{args.height}'
@@ -115,7 +115,7 @@ def _pipeline_cost(root: Path, args) -> None:
 
         torch.manual_seed(0)
         save_checkpoint(ckpt, build_model(cfg))
-    predictor = GLoTPredictor(cfg, ckpt)
+    predictor = GLoTPredictor(cfg, demo_files(cfg, ckpt))
     out = root / 'demo_output'
     shutil.rmtree(out, ignore_errors=True)
     result = run_demo(cfg, root / 'videos' / f'{name}.mp4', out,

@@ -35,7 +35,7 @@ import torch
 
 from lib.core.io import atomic_write
 from lib.demo.export.motion import EXPORT_FRAMES, BodyMotion
-from lib.demo.renderer import FLIP_X, track_color, vertex_normals
+from lib.vis.renderer import FLIP_X, track_color, vertex_normals
 from lib.utils.geometry import rotmat_to_quat
 
 _COMPONENT = {np.dtype(np.float32): gl.FLOAT, np.dtype(np.uint32): gl.UNSIGNED_INT,
