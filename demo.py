@@ -17,6 +17,7 @@ from lib.core.cli import config_argument_parser, config_from_args, run_main
 from lib.demo.batch import run_videos
 from lib.demo.pipeline import DemoOptions
 from lib.demo.stream import run_stream
+from lib.models.checkpoint import stored_architecture
 
 logger = logging.getLogger('lib.demo.cli')
 
@@ -30,7 +31,8 @@ EPILOG = """examples:
   python demo.py --stream clip.mp4 --realtime --cfg configs/repr_table1_3dpw.yaml   # a file paced as if live
   python demo.py --vid_file clip.mp4 --cfg configs/repr_table1_3dpw.yaml --export glb,bvh DEMO.SMOOTH True
 
---cfg must describe the checkpoint's architecture (the official YAML it was trained with). --checkpoint is
+--cfg must describe the checkpoint's architecture (the official YAML it was trained with); our own
+checkpoints store it, so --checkpoint alone is enough for them. --checkpoint is
 relative to the current folder; without it the config's TRAIN.PRETRAINED is used, under the data root (the
 official YAMLs point at pretrained_models/).
 
@@ -52,11 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--output_folder', default='demo_output', help='results go to OUTPUT_FOLDER/<video name>/')
     parser.add_argument('--checkpoint', help='GLoT weights (default: TRAIN.PRETRAINED of the config)')
     parser.add_argument('--detector', choices=('auto', 'torchvision', 'hog'),
-                        help='person detector (default DEMO.DETECTOR: auto = torchvision if its weights are on '
+                        help='person detector, DEMO.DETECTOR (default auto = torchvision if its weights are on '
                              'disk, else HOG)')
     parser.add_argument('--bbox_file', help='per-frame person boxes (CSV or JSON) instead of a detector; in '
                         'batch mode a folder of <video name>.csv/.json')
-    parser.add_argument('--tracker_batch_size', type=int, default=12, help='frames per detector batch')
+    parser.add_argument('--tracker_batch_size', type=int, help='frames per detector batch, '
+                        'DEMO.TRACKER_BATCH_SIZE (default 12)')
     parser.add_argument('--fps', type=float, help="frame rate of the input in frames/s (default DEMO.FPS: the "
                         "video's own, 30 for a folder of frames); used for the output video and exports")
     parser.add_argument('--yolo_img_size', type=int, help='official flag; ignored (no YOLO detector here)')
@@ -64,34 +67,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--save_pkl', action=argparse.BooleanOptionalAction, default=True,
                         help='write glot_output.pkl (default on; --no-save_pkl to skip)')
     parser.add_argument('--save_obj', action='store_true', help='write per-frame .obj meshes')
-    parser.add_argument('--sideview', action='store_true', help='add a side view next to each frame')
+    parser.add_argument('--sideview', action='store_true', help='add a side view next to each frame '
+                        '(DEMO.SIDEVIEW True)')
     parser.add_argument('--render_plain', action='store_true', help='render on a black background with a '
-                        'centred camera (official behaviour)')
-    parser.add_argument('--wireframe', action='store_true', help='draw the visible mesh edges only')
-    parser.add_argument('--gender', choices=('neutral', 'male', 'female'), default='neutral',
-                        help='SMPL body of the output meshes')
+                        'centred camera (official behaviour; DEMO.RENDER_PLAIN True)')
+    parser.add_argument('--wireframe', action='store_true', help='draw the visible mesh edges only '
+                        '(DEMO.WIREFRAME True)')
+    parser.add_argument('--gender', choices=('neutral', 'male', 'female'),
+                        help='SMPL body of the output meshes, DEMO.GENDER (default neutral)')
     parser.add_argument('--no_render', action='store_true', help='skip the overlay video')
-    parser.add_argument('--export', default='', metavar='FORMATS',
+    parser.add_argument('--export', metavar='FORMATS',
                         help='also write the motion: glb (skinned animated meshes, all people in one file), bvh '
-                             '(skeleton animation, one file per person and run of tracked frames), or glb,bvh')
-    parser.add_argument('--gpu', type=int, help='official flag: run on cuda:GPU (same as DEVICE cuda:GPU)')
+                             '(skeleton animation, one file per person and run of tracked frames), or glb,bvh '
+                             '(DEMO.EXPORT)')
     return parser
+
+
+# Flags that set a config key (the official flag names): flag -> key. A switch sets its key to True.
+FLAG_KEYS = {'fps': 'DEMO.FPS', 'detector': 'DEMO.DETECTOR',
+             'tracker_batch_size': 'DEMO.TRACKER_BATCH_SIZE', 'gender': 'DEMO.GENDER', 'export': 'DEMO.EXPORT',
+             'sideview': 'DEMO.SIDEVIEW', 'render_plain': 'DEMO.RENDER_PLAIN', 'wireframe': 'DEMO.WIREFRAME'}
+
+
+def settings_from_flags(args: argparse.Namespace) -> list[str]:
+    """``KEY VALUE`` overrides of the flags given (:data:`FLAG_KEYS`), merged after the trailing ones."""
+    opts = []
+    for flag, key in FLAG_KEYS.items():
+        value = getattr(args, flag)
+        if value is None or value is False:
+            continue
+        if flag == 'export':
+            value = str([f for f in value.split(',') if f])
+        opts += [key, str(value)]
+    return opts
 
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    extra = ['DEVICE', f'cuda:{args.gpu}'] if args.gpu is not None else []
-    extra += ['DEMO.FPS', str(args.fps)] if args.fps is not None else []
-    cfg = config_from_args(args, extra)
+    cfg = config_from_args(args, settings_from_flags(args), base_opts=stored_architecture(args.cfg, args.checkpoint))
     if args.display:
         logger.info('note: --display is ignored (this demo is headless; open the output video instead)')
     if args.yolo_img_size is not None:
         logger.info('note: --yolo_img_size is ignored (no YOLO detector here; see --detector)')
-    options = DemoOptions(detector=args.detector, bbox_file=args.bbox_file,
-                          tracker_batch_size=args.tracker_batch_size, save_pkl=args.save_pkl,
-                          save_obj=args.save_obj, sideview=args.sideview, render_plain=args.render_plain,
-                          wireframe=args.wireframe, render=not args.no_render, gender=args.gender,
-                          export=tuple(args.export.split(',')) if args.export else ())
+    options = DemoOptions(bbox_file=args.bbox_file, save_pkl=args.save_pkl, save_obj=args.save_obj,
+                          render=not args.no_render)
     if args.stream is not None:
         run_stream(cfg, args.stream, args.output_folder, options, checkpoint=args.checkpoint, realtime=args.realtime)
     else:

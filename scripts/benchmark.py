@@ -8,6 +8,7 @@
     python scripts/benchmark.py --part batch          # batch mode videos/hour (a folder of videos)
     python scripts/benchmark.py --part stream         # online mode sustained frames/s and latency (ms)
     python scripts/benchmark.py --part tracking       # MOTA, IDF1, ID switches on a generated crossing video
+    python scripts/benchmark.py --part world          # camera rotation (deg) and world trajectories, panning video
 
 Each part lives in scripts/benchmarks/<part>.py and exposes ``add_arguments(parser)`` and ``run(args)``.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-PARTS = ('model', 'data', 'train', 'eval', 'demo', 'tracking', 'batch', 'stream')
+PARTS = ('model', 'data', 'train', 'eval', 'demo', 'tracking', 'batch', 'stream', 'world')
 
 
 def main(argv=None) -> None:

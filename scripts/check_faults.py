@@ -7,19 +7,32 @@ line, a repaired file, or an untouched earlier result, never a silent wrong resu
 
 The cases are plain functions of a :class:`Workspace` (generated assets and tiny databases, a tiny GLoT
 configuration); ``tests/test_faults.py`` runs the same functions under pytest.
+
+Unwritable outputs are tested on real file systems where the machine allows it: run as root with permission
+to mount, each such case mounts a small tmpfs read-only (or a tiny one, filled, for a full disk) and unmounts
+it at the end. Elsewhere the case falls back to injected errors (the same errno from the same calls) and its
+line says so (under pytest: a warning). A kill inside the first checkpoint write is a real SIGKILL of a child
+process.
 """
 from __future__ import annotations
 
 import argparse
+import builtins
 import errno
+import io
 import os
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 from unittest import mock
 
 import cv2
@@ -30,13 +43,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lib.core import io as core_io  # noqa: E402
 from lib.core.config import load_config  # noqa: E402
 from lib.core.errors import ConfigError, UserError  # noqa: E402
-from lib.core.io import OutputError, RunLock, prepare_output_dir  # noqa: E402
+from lib.core.io import OutputError, RunLock  # noqa: E402
+from lib.demo.batch import run_videos  # noqa: E402
 from lib.demo.cache import video_key  # noqa: E402
 from lib.demo.pipeline import DemoOptions, run_demo  # noqa: E402
-from lib.demo.video import FrameReader  # noqa: E402
+from lib.demo.stream import run_stream  # noqa: E402
+from lib.vis.video import FrameReader  # noqa: E402
 from lib.eval.run import run_evaluation  # noqa: E402
 from lib.models import build_model, load_checkpoint, save_checkpoint  # noqa: E402
 from lib.models.checkpoint import CheckpointError  # noqa: E402
@@ -64,8 +78,10 @@ class Killed(Exception):
 
 @dataclass
 class Workspace:
-    """Generated data under ``root`` and a fresh folder per case (:meth:`folder`)."""
+    """Generated data under ``root`` and a fresh folder per case (:meth:`folder`). ``notes`` collects what a
+    case could only simulate here (printed by :func:`main`, warned by the tests)."""
     root: Path
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def create(cls, root: Path) -> 'Workspace':
@@ -90,14 +106,24 @@ class Workspace:
         path = save_checkpoint(self.folder('weights') / name, build_model(cfg), config=cfg.dump())
         return path, cfg
 
+    def video(self) -> Path:
+        """A short generated video, alone in its folder (a one-video batch input); made once."""
+        path = self.root / 'video' / 'walk.mp4'
+        if not path.is_file():
+            make_synthetic_video(path, self.root, num_frames=20, width=160, height=120, body_height_px=90)
+        return path
+
 
 @contextmanager
 def refused(match: str, kind: type = UserError):
-    """The block must raise ``kind`` with ``match`` in its one-line message."""
+    """The block must raise ``kind`` with ``match`` in its one-line message; yields a list that then holds the
+    message."""
+    seen: list[str] = []
     try:
-        yield
+        yield seen
     except kind as err:
         message = str(err)
+        seen.append(message)
         assert match in message, f'refused, but the message lacks {match!r}: {message}'
         assert '\n' not in message, f'the message is not one line: {message!r}'
         return
@@ -169,6 +195,55 @@ def case_kill_between_checkpoint_and_best_copy(ws: Workspace) -> None:
     ckpt, best = _state(run / CHECKPOINT), _state(run / BEST_CHECKPOINT)
     assert best['epoch'] == ckpt['trainer']['best_epoch'] == 0
     assert best['performance'] == ckpt['trainer']['best_performance']
+
+
+# A child process that trains ws.cfg(...) and dies by SIGKILL halfway through writing its first checkpoint.
+_KILLED_IN_FIRST_SAVE = textwrap.dedent("""
+    import os, signal, sys
+    import torch
+    sys.path.insert(0, sys.argv[1])
+    from lib.core.config import load_config
+    from lib.train.launch import train
+
+    def save_half_then_die(obj, f, *args, **kwargs):
+        f.write(b'the first half of a checkpoint')
+        f.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    torch.save = save_half_then_die
+    train(load_config(None, sys.argv[2:]), progress=False)
+""")
+
+
+def case_kill_inside_the_first_checkpoint_write(ws: Workspace) -> None:
+    """SIGKILL while the first checkpoint is written leaves logs and events but no checkpoint: ``--resume``
+    says so and how to start; ``TRAIN.RESUME auto`` and a fresh start both start afresh (the earlier logs
+    set aside) and end with the weights of an uninterrupted run, bit for bit."""
+    out = ws.folder('kill_first_save')
+    overrides = {'TRAIN.END_EPOCH': 2}
+    opts = {**TINY, 'DATA_ROOT': str(ws.root), 'OUTPUT_DIR': str(out / 'auto'), 'EXP_NAME': 'run', **overrides}
+    done = subprocess.run([sys.executable, '-c', _KILLED_IN_FIRST_SAVE, str(REPO),
+                           *(str(x) for kv in opts.items() for x in kv)], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr[-2000:])
+    run = out / 'auto' / 'run'
+    assert not (run / CHECKPOINT).exists() and list(run.glob('events.out.tfevents.*')) and list(run.glob('.*.partial*'))
+    shutil.copytree(run, out / 'fresh' / 'run')
+    with refused('left no checkpoint') as seen:
+        train(ws.cfg(out / 'auto', **overrides, **{'TRAIN.RESUME': 'auto'}), require_resume=True, progress=False)
+    assert 'run without --resume to start afresh' in seen[0]
+    reference = train(ws.cfg(out / 'reference', **overrides), progress=False)
+    expected = _state(out / 'reference' / 'run' / CHECKPOINT)['gen_state_dict']
+    for name, resume in (('auto', 'auto'), ('fresh', '')):
+        result = train(ws.cfg(out / name, **overrides, **{'TRAIN.RESUME': resume}), progress=False)
+        run = out / name / 'run'
+        weights = _state(run / CHECKPOINT)['gen_state_dict']
+        assert weights.keys() == expected.keys() and all(torch.equal(weights[k], expected[k]) for k in expected), name
+        assert result['history'] == reference['history'], name
+        assert 'left no checkpoint (it was stopped before writing its first one): starting afresh' in \
+            (run / 'log.txt').read_text(), name
+        earlier = list(run.glob('earlier_*/events.out.tfevents.*'))
+        assert len(earlier) == 1 and len(list(run.glob('events.out.tfevents.*'))) == 1, name
+        assert not list(run.glob('.*.partial*')), name
 
 
 def case_fresh_run_over_an_earlier_best_model(ws: Workspace) -> None:
@@ -289,22 +364,229 @@ def case_nothing_to_evaluate(ws: Workspace) -> None:
 
 
 # ------------------------------------------------------------------------------------------- outputs
-def case_output_path_is_a_file(ws: Workspace) -> None:
-    """An output folder that is a file: one line before any computation."""
-    path, _ = ws.checkpoint('eval.pth.tar')
-    target = ws.folder('eval_file') / 'results'
-    target.write_text('not a folder')
-    with refused('it is a file', OutputError):
-        run_evaluation(ws.cfg(**{'TRAIN.PRETRAINED': str(path)}), '3dpw', output_dir=target, progress=False)
+def _run_tool(ws: Workspace, tool: str, out: Path) -> None:
+    """Run ``tool`` (train, evaluate, demo, batch, online) on generated inputs with its outputs under ``out``."""
+    if tool == 'train':
+        train(ws.cfg(out), progress=False)
+        return
+    path = ws.root / 'cases' / 'weights' / 'tools.pth.tar'
+    if not path.is_file():
+        ws.checkpoint(path.name)
+    cfg = ws.cfg(**{'TRAIN.PRETRAINED': str(path)})
+    if tool == 'evaluate':
+        run_evaluation(cfg, '3dpw', output_dir=out / 'eval', progress=False)
+    elif tool == 'demo':
+        run_demo(cfg, ws.video(), out, DemoOptions(), checkpoint=path)
+    elif tool == 'batch':
+        run_videos(cfg, ws.video().parent, out, DemoOptions(), checkpoint=path)
+    else:
+        run_stream(cfg, str(ws.video()), out, DemoOptions(), checkpoint=path)
 
 
-def case_read_only_output(ws: Workspace) -> None:
-    """A read-only output folder (simulated: the tests run as root): one line naming the reason."""
-    def read_only(path):
+TOOLS = ('train', 'evaluate', 'demo', 'batch', 'online')
+
+
+def _listing(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its content (None for folders)."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() else None) for p in sorted(folder.rglob('*'))}
+
+
+_MOUNT_REFUSAL: list[str] = []   # why mounting failed here, once known
+
+
+@contextmanager
+def tmpfs(folder: Path, size: str = '1m') -> Iterator[bool]:
+    """Mount a ``size`` tmpfs on ``folder`` for the block (True), or yield False where mounting is not
+    permitted (not root, no CAP_SYS_ADMIN, no ``mount``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if _MOUNT_REFUSAL:
+        yield False
+        return
+    try:
+        done = subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size},mode=755', 'tmpfs', str(folder)],
+                              capture_output=True, text=True)
+    except OSError as err:
+        done = subprocess.CompletedProcess([], 1, '', str(err))
+    if done.returncode != 0:
+        message = (done.stderr or done.stdout).strip()
+        _MOUNT_REFUSAL.append(message.splitlines()[-1] if message else f'mount exit status {done.returncode}')
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        subprocess.run(['umount', '-l', str(folder)], capture_output=True)
+
+
+def _remount_read_only(folder: Path) -> None:
+    subprocess.run(['mount', '-o', 'remount,ro', str(folder)], check=True, capture_output=True)
+
+
+@contextmanager
+def injected_read_only(folder: Path) -> Iterator[None]:
+    """Where no tmpfs can be mounted: every call that would change ``folder``'s tree (open for writing, create,
+    remove, rename) fails with EROFS, as on a read-only mount, where ``unlink`` fails even for missing files."""
+    root = str(folder)
+
+    def inside(path) -> bool:
+        try:
+            return os.path.abspath(os.fspath(path)).startswith(root)
+        except TypeError:      # a file descriptor
+            return False
+
+    def refuse(path):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
-    with mock.patch.object(core_io, '_fsync_file', read_only), refused('Read-only file system', OutputError):
-        prepare_output_dir(ws.folder('read_only') / 'out')
+    def guard(real, writes: Callable[..., bool]):
+        def call(path, *args, **kwargs):
+            if inside(path) and writes(*args, **kwargs):
+                refuse(path)
+            return real(path, *args, **kwargs)
+        return call
+
+    def guard_move(real):
+        def call(src, dst, *args, **kwargs):
+            if inside(src) or inside(dst):
+                refuse(dst)
+            return real(src, dst, *args, **kwargs)
+        return call
+
+    def text_mode_writes(mode='r', *args, **kwargs):
+        return any(c in mode for c in 'wax+')
+
+    def flags_write(flags, *args, **kwargs):
+        return bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))
+
+    always = lambda *args, **kwargs: True    # noqa: E731
+    patches = [mock.patch.object(builtins, 'open', guard(builtins.open, text_mode_writes)),
+               mock.patch.object(io, 'open', guard(io.open, text_mode_writes)),
+               mock.patch.object(os, 'open', guard(os.open, flags_write)),
+               *(mock.patch.object(os, name, guard(getattr(os, name), always))
+                 for name in ('mkdir', 'unlink', 'rmdir')),
+               *(mock.patch.object(os, name, guard_move(getattr(os, name))) for name in ('replace', 'rename'))]
+    for patch in patches:
+        patch.start()
+    try:
+        yield
+    finally:
+        for patch in reversed(patches):
+            patch.stop()
+
+
+@contextmanager
+def read_only_folder(ws: Workspace, name: str, content: Callable[[Path], None] | None = None
+                     ) -> Iterator[tuple[Path, bool]]:
+    """``(folder, True)``: a folder on a real read-only tmpfs (filled by ``content`` before the remount); else
+    ``(folder, False)`` (noted in ``ws.notes``): a folder made read-only by :func:`injected_read_only`."""
+    folder = ws.folder(name) / 'mnt'
+    with tmpfs(folder, '64m') as mounted:
+        if content is not None:
+            content(folder)
+        if mounted:
+            _remount_read_only(folder)
+            yield folder, True
+            return
+        ws.notes.append(f'{name}: mount not permitted here ({_MOUNT_REFUSAL[0]}): read-only simulated by '
+                        'injected EROFS errors')
+        with injected_read_only(folder):
+            yield folder, False
+
+
+def _refused_untouched(ws: Workspace, tool: str, out: Path, folder: Path, match: str) -> None:
+    """``tool`` writing under ``out`` is refused with one line naming ``out`` and ``match``; nothing in
+    ``folder`` changes."""
+    before = _listing(folder)
+    with refused(match, OutputError) as seen:
+        _run_tool(ws, tool, out)
+    assert str(out) in seen[0], f'{tool}: the message does not name {out}: {seen[0]}'
+    assert _listing(folder) == before, f'{tool}: {folder} changed'
+
+
+def _read_only_mount_case(tool: str, ws: Workspace) -> None:
+    """``tool`` with its outputs on a read-only mount: one line naming the output folder and the reason,
+    nothing written."""
+    with read_only_folder(ws, f'ro_{tool}') as (folder, _):
+        _refused_untouched(ws, tool, folder / 'out', folder, 'Read-only file system')
+
+
+def case_read_only_mount_resume(ws: Workspace) -> None:
+    """``--resume`` of a run whose folder is now read-only: one line, the checkpoint byte for byte intact."""
+    path, _ = ws.checkpoint('ro_resume.pth.tar')
+
+    def earlier_run(folder: Path) -> None:
+        (folder / 'run').mkdir()
+        shutil.copyfile(path, folder / 'run' / CHECKPOINT)
+
+    with read_only_folder(ws, 'ro_resume', earlier_run) as (folder, _):
+        before = _listing(folder)
+        with refused('Read-only file system', OutputError):
+            train(ws.cfg(folder, **{'TRAIN.RESUME': 'auto'}), require_resume=True, progress=False)
+        assert _listing(folder) == before and (folder / 'run' / CHECKPOINT).read_bytes() == path.read_bytes()
+
+
+def _output_below_a_file_case(tool: str, ws: Workspace) -> None:
+    """``tool`` with its output folder below a file (``file/out``): one line, nothing written or removed."""
+    folder = ws.folder(f'below_file_{tool}')
+    blocker = folder / 'a_file'
+    blocker.write_text('a file, not a folder')
+    _refused_untouched(ws, tool, blocker / 'out', folder, 'is a file, not a folder')
+
+
+def case_train_cli_on_read_only_mount(ws: Workspace) -> None:
+    """``train.py`` itself on a read-only mount: exactly one ``error:`` line on stderr, exit status 2."""
+    with read_only_folder(ws, 'ro_cli') as (folder, mounted):
+        if not mounted:      # injected errors do not reach a child process
+            ws.notes.append('train_cli_on_read_only_mount: skipped (no real mount for the child process)')
+            return
+        opts = {**TINY, 'DATA_ROOT': str(ws.root), 'OUTPUT_DIR': str(folder / 'runs'), 'EXP_NAME': 'run'}
+        done = subprocess.run([sys.executable, str(REPO / 'train.py'), *(str(x) for kv in opts.items() for x in kv)],
+                              capture_output=True, text=True, cwd=REPO)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, (done.returncode, done.stderr)
+    assert lines[0].startswith(f'error: cannot write {folder}/runs/run: Read-only file system; '), lines[0]
+
+
+def case_disk_full_while_saving_on_a_tiny_mount(ws: Workspace) -> None:
+    """A full disk, really: a checkpoint save on a 1 MiB tmpfs fails in one line, the previous checkpoint
+    intact and no temporary file left."""
+    folder = ws.folder('disk_full_save') / 'mnt'
+    with tmpfs(folder, '1m') as mounted:
+        if not mounted:
+            ws.notes.append(f'mount not permitted here ({_MOUNT_REFUSAL[0]}): only the injected '
+                            'disk_full_while_saving covers this')
+            return
+        previous = folder / 'previous.pth.tar'
+        previous.write_bytes(b'an earlier checkpoint')
+        with refused('no space left on the device', OutputError):
+            save_checkpoint(previous, build_model(ws.cfg()))
+        assert previous.read_bytes() == b'an earlier checkpoint' and not list(folder.glob('.*.partial*'))
+
+
+def _full_disk_case(tool: str, ws: Workspace) -> None:
+    """``tool`` with its outputs on a full tmpfs: one line with the reason and the free space, nothing
+    written."""
+    folder = ws.folder(f'full_{tool}') / 'mnt'
+    with tmpfs(folder, '256k') as mounted:
+        if not mounted:
+            ws.notes.append(f'mount not permitted here ({_MOUNT_REFUSAL[0]}): not tested')
+            return
+        fd = os.open(folder / 'filler', os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b'\0' * 4096):
+                pass
+        except OSError as err:
+            assert err.errno == errno.ENOSPC, err
+        finally:
+            os.close(fd)
+        _refused_untouched(ws, tool, folder / 'out', folder, 'no space left on the device (0 MiB free there); '
+                           'free some space or ')
+
+
+for _tool in TOOLS:
+    globals()[f'case_read_only_mount_{_tool}'] = partial(_read_only_mount_case, _tool)
+    globals()[f'case_output_below_a_file_{_tool}'] = partial(_output_below_a_file_case, _tool)
+    globals()[f'case_full_disk_mount_{_tool}'] = partial(_full_disk_case, _tool)
+del _tool
 
 
 def case_replaced_frames_invalidate_the_cache(ws: Workspace) -> None:
@@ -367,13 +649,14 @@ def main(argv=None) -> None:
         print(f'generating data in {tmp} ...', flush=True)
         ws = Workspace.create(Path(tmp))
         for name in names:
-            start = time.perf_counter()
+            start, notes = time.perf_counter(), len(ws.notes)
             try:
                 CASES[name](ws)
                 status = 'ok'
             except Exception as err:   # a failed case is reported, the others still run
                 failed += 1
                 status = f'FAILED: {type(err).__name__}: {err}'
+            status += ''.join(f' ({note})' for note in ws.notes[notes:])
             print(f'{name:<45s} {time.perf_counter() - start:6.1f} s  {status}', flush=True)
     print(f'{len(names) - failed} passed, {failed} failed')
     sys.exit(1 if failed else 0)

@@ -128,8 +128,22 @@ def train_values(root: Path) -> dict[str, np.ndarray]:
                        weights_only=False)['gen_state_dict']
     names = sorted(k for k, v in state.items() if v.is_floating_point() and '.smpl.' not in k)
     values['train/weight_names'] = np.array(names)
-    values['train/weight_sums'] = np.array([state[k].double().sum().item() for k in names])
+    values['train/weight_sums'] = np.array([_pinned_sum(k, state[k]) for k in names])
     return values
+
+
+def _pinned_sum(name: str, weight: torch.Tensor) -> float:
+    """The sum of a trained weight, without the key rows of attention biases (``attn.qkv.bias`` rows
+    ``[C:2C]``, cross-attention ``kv_l.bias`` rows ``[0:C]``): softmax ignores a bias added to every key, so
+    their gradient is zero up to rounding, and Adam turns that rounding (other CPUs, other torch builds) into
+    lr-sized steps of either sign."""
+    weight = weight.double()
+    if name.endswith('attn.qkv.bias'):
+        c = weight.numel() // 3
+        weight = torch.cat([weight[:c], weight[2 * c:]])
+    elif name.endswith('kv_l.bias'):
+        weight = weight[weight.numel() // 2:]
+    return weight.sum().item()
 
 
 def compute_golden(root: Path) -> dict[str, np.ndarray]:

@@ -48,7 +48,7 @@ from tqdm import tqdm  # noqa: E402
 
 from lib.core.io import atomic_path, atomic_write  # noqa: E402
 from lib.dataset.preprocess import run_smpl, write_db  # noqa: E402
-from lib.demo.renderer import Mesh, MeshRenderer  # noqa: E402
+from lib.vis.renderer import Mesh, MeshRenderer  # noqa: E402
 from lib.utils.img_utils import (bbox_from_keypoints, bbox_params_to_boxes, normalize_2d_kp,  # noqa: E402
                                  smooth_keypoint_bboxes, transform_keypoints)
 from lib.utils.joints import H36M_TO_J14, convert_kps  # noqa: E402

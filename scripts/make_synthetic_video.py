@@ -1,14 +1,20 @@
 """Render short videos of SMPL bodies walking across the frame, for tests, benchmarks and the quick start.
 
     python scripts/make_synthetic_video.py --data_root data --out demo_input/walk.mp4 --bbox_file walk_boxes.csv
+    python scripts/make_synthetic_video.py --data_root data --pan 40 --frames 120 --out demo_input/pan.mp4
     python scripts/make_synthetic_video.py --data_root data --crossing --out demo_input/crossing.mp4 \
         --bbox_file crossing_gt.csv
 
 The body comes from ``<data_root>/base_data/SMPL_NEUTRAL.pkl`` (the generated stand-in from
 scripts/make_synthetic_assets.py, or the real model), posed with the arms down and swinging legs, and drawn
-with the demo's own renderer (lib/demo/renderer.py) over a plain background. The true person boxes can be
+with the demo's own renderer (lib/vis/renderer.py) over a plain background. The true person boxes can be
 written as a ``--bbox_file`` for demo.py (CSV ``frame,x1,y1,x2,y2,score``; the crossing video adds the true
 ``track_id``, so the same file is the tracking ground truth).
+
+``--pan DEGREES`` makes the camera-motion test scene (:func:`make_panning_video`): a pinhole camera turning
+about its centre (a pan of that many degrees and a smaller tilt, known per frame) over a strongly textured
+far background, with people walking straight lines in the world (:data:`PAN_WALKERS`); ``--pan 0`` is the
+same scene from a static camera.
 
 ``--crossing`` makes the tracking test scene (:data:`CROSSING_WALKERS`): four people of different sizes
 (nearer is bigger and lower in the frame) walk in opposite directions and cross four times, the nearer one
@@ -28,8 +34,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.core.io import atomic_write  # noqa: E402
-from lib.demo.renderer import Mesh, MeshRenderer, project  # noqa: E402
-from lib.demo.video import VideoWriter  # noqa: E402
+from lib.vis.camera import focal_length as pinhole_focal  # noqa: E402
+from lib.vis.renderer import Mesh, MeshRenderer, project, rotation_y  # noqa: E402
+from lib.vis.video import VideoWriter  # noqa: E402
 from lib.models.smpl import SMPL  # noqa: E402
 
 # SMPL joint numbers (body_pose row = joint - 1).
@@ -74,6 +81,109 @@ CROSSING_WALKERS = (
 )
 
 
+@dataclass
+class PanningVideo(SyntheticVideo):
+    """A :class:`SyntheticVideo` seen by a turning camera, with the truth: ``cam_R (num_frames, 3, 3)``
+    world-to-camera rotations (world: y down along gravity, x right and z forward of the camera at rest),
+    ``focal`` pixels (principal point at the image centre), per person the pelvis ``trans_world
+    (num_frames, 3)`` (straight lines, metres) and ``trans_cam (num_frames, 3)`` (``cam_R trans_world``)."""
+
+    cam_R: np.ndarray = None
+    focal: float = 0.0
+    trans_world: list[np.ndarray] = None
+    trans_cam: list[np.ndarray] = None
+
+
+@dataclass(frozen=True)
+class WorldWalker:
+    """One person of the panning scene: pelvis start and end points in the world (metres; y down, the camera
+    at the origin, 1.5 m above the ground), RGB colour in [0, 1] and gait phase (radians)."""
+
+    start: tuple[float, float, float]
+    end: tuple[float, float, float]
+    color: tuple[float, float, float]
+    phase: float = 0.0
+
+
+# The panning scene: two people walking right, followed by a camera panning right (the nearer one walks
+# 4.4 m, the farther 3.2 m over the video).
+PAN_WALKERS = (
+    WorldWalker((-2.0, 0.6, 5.5), (2.4, 0.6, 6.0), (0.85, 0.25, 0.20), 0.0),
+    WorldWalker((-1.4, 0.6, 8.0), (1.8, 0.6, 7.2), (0.25, 0.35, 0.90), 1.6),
+)
+
+
+def pan_rotations(num_frames: int, pan_deg: float, tilt_deg: float) -> np.ndarray:
+    """World-to-camera rotations ``(N, 3, 3)`` of a camera panning (about the world's vertical y) from
+    ``-pan/2`` to ``+pan/2`` degrees and tilting from 0 to ``tilt`` degrees down, both eased in and out."""
+    s = 0.5 - 0.5 * np.cos(np.pi * np.arange(num_frames) / max(num_frames - 1, 1))
+    rotations = []
+    for yaw, tilt in zip(np.radians(pan_deg) * (s - 0.5), np.radians(tilt_deg) * s):
+        # camera-to-world = yaw about y, then tilt about the camera's x (positive looks down: y down frame)
+        to_world = _axis_angle_matrix([0, 1, 0], yaw) @ _axis_angle_matrix([1, 0, 0], -tilt)
+        rotations.append(to_world.T)
+    return np.array(rotations)
+
+
+def pan_texture(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A strongly textured BGR background (two scales of blurred noise, +-50 and +-30 grey levels, over
+    :func:`background`'s gradient) that corner trackers can follow; the same for a given seed."""
+    rng = np.random.default_rng(seed)
+    texture = np.zeros((height, width), dtype=np.float32)
+    for sigma, amplitude in ((2.0, 50.0), (10.0, 30.0)):
+        noise = cv2.GaussianBlur(rng.normal(0.0, 1.0, (height, width)).astype(np.float32), (0, 0), sigmaX=sigma)
+        texture += noise * amplitude / max(float(np.abs(noise).max()), 1e-6)
+    return np.clip(background(width, height) + texture[:, :, None], 0, 255).astype(np.uint8)
+
+
+def make_panning_video(out_path: str | Path, data_root: str | Path, num_frames: int = 120, width: int = 320,
+                       height: int = 240, fps: float = 25.0, pan_deg: float = 40.0, tilt_deg: float = 6.0,
+                       walkers: tuple[WorldWalker, ...] = PAN_WALKERS, focal: float = 0.0,
+                       bbox_file: str | Path | None = None) -> PanningVideo:
+    """Write ``out_path`` (mp4): ``walkers`` walking straight lines in the world at constant speed, seen by a
+    pinhole (``focal`` pixels, 0: the image diagonal as the demo's default) that pans ``pan_deg`` and tilts
+    ``tilt_deg`` degrees (:func:`pan_rotations`) over a far textured background (:func:`pan_texture`, drawn
+    as the image ``K R_t^T K_canvas^-1`` of a large canvas at infinity). Returns the truth
+    (:class:`PanningVideo`); ``cams`` are left zero (the people are drawn in perspective, not by orig_cam)."""
+    focal = pinhole_focal(focal, width, height)
+    cam_R = pan_rotations(num_frames, pan_deg, tilt_deg)
+    k_inv = np.linalg.inv(np.array([[focal, 0, width / 2 - 0.5], [0, focal, height / 2 - 0.5], [0, 0, 1]]))
+    corners = np.array([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]], float)
+    rays = np.einsum('nji,cj->nci', cam_R, corners @ k_inv.T)              # R_t^T K^-1 p: world directions
+    ends = rays[..., :2] / rays[..., 2:] * focal
+    low, high = np.floor(ends.reshape(-1, 2).min(0)) - 8, np.ceil(ends.reshape(-1, 2).max(0)) + 8
+    canvas = pan_texture(int(high[0] - low[0]), int(high[1] - low[1]), seed=1)
+    k_canvas = np.array([[focal, 0, -low[0]], [0, focal, -low[1]], [0, 0, 1]])
+    verts_all, faces = body_vertices(data_root, num_frames, tuple(w.phase for w in walkers))
+    pelvis = rest_pelvis(data_root)
+    renderer = MeshRenderer(faces, width, height, focal_length=focal)
+    boxes = [np.zeros((num_frames, 4)) for _ in walkers]
+    trans_world = [np.zeros((num_frames, 3)) for _ in walkers]
+    trans_cam = [np.zeros((num_frames, 3)) for _ in walkers]
+    with VideoWriter(out_path, fps, (width, height)) as writer:
+        for f in range(num_frames):
+            t = f / max(num_frames - 1, 1)
+            homography = k_canvas @ cam_R[f].T @ k_inv                       # frame pixel -> canvas pixel
+            image = cv2.warpPerspective(canvas, homography, (width, height),
+                                        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT)
+            meshes = []
+            for k, walker in enumerate(walkers):
+                start, end = np.asarray(walker.start), np.asarray(walker.end)
+                heading = np.degrees(np.arctan2(start[0] - end[0], start[2] - end[2]))   # facing the walk
+                world = (verts_all[k][f] - pelvis) @ rotation_y(heading).T + start + (end - start) * t
+                trans_world[k][f] = start + (end - start) * t
+                trans_cam[k][f] = cam_R[f] @ trans_world[k][f]
+                camera = world @ cam_R[f].T
+                meshes.append(Mesh(camera, np.zeros(3), walker.color))
+                uv, _ = project(camera, np.zeros(3), width, height, focal_length=focal)
+                boxes[k][f] = [uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max(), uv[:, 1].max()]
+            writer.write(renderer.render(image, meshes))
+    if bbox_file is not None:
+        write_bbox_csv(bbox_file, boxes, with_ids=True)
+    return PanningVideo(Path(out_path), boxes, num_frames, width, height, [np.zeros((num_frames, 4))] * len(walkers),
+                        cam_R, focal, trans_world, trans_cam)
+
+
 def _axis_angle_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
     axis = np.asarray(axis, dtype=np.float64) / np.linalg.norm(axis)
     k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
@@ -108,6 +218,14 @@ def body_vertices(data_root: str | Path, num_frames: int, phases: tuple[float, .
                        global_orient=torch.tensor(orient, dtype=torch.float32))
         verts.append(out.vertices.numpy().astype(np.float64))
     return verts, smpl.faces.astype(np.int64)
+
+
+def rest_pelvis(data_root: str | Path) -> np.ndarray:
+    """The SMPL pelvis (joint 0, metres; zero betas) of the model under ``data_root``: the point the global
+    orientation turns about, so it stays put in :func:`body_vertices`."""
+    base = Path(data_root) / 'base_data'
+    smpl = SMPL(base, j_regressor_extra=base / 'J_regressor_extra.npy')
+    return (smpl.J_regressor[0] @ smpl.v_template).double().numpy()
 
 
 def background(width: int, height: int) -> np.ndarray:
@@ -219,11 +337,16 @@ def main(argv=None) -> None:
     parser.add_argument('--height', type=int, default=240)
     parser.add_argument('--fps', type=float, default=25.0)
     parser.add_argument('--people', type=int, default=1)
+    parser.add_argument('--pan', type=float, default=None,
+                        help='the panning-camera scene with a pan of this many degrees (0: static camera)')
     parser.add_argument('--crossing', action='store_true',
                         help='the four-person crossing scene (frames, size and fps as given; --people ignored)')
     parser.add_argument('--bbox_file', default=None, help='also write the true boxes here (CSV)')
     args = parser.parse_args(argv)
-    if args.crossing:
+    if args.pan is not None:
+        video = make_panning_video(args.out, args.data_root, args.frames, args.width, args.height, args.fps,
+                                   pan_deg=args.pan, tilt_deg=0.15 * args.pan, bbox_file=args.bbox_file)
+    elif args.crossing:
         video = make_crossing_video(args.out, args.data_root, args.frames, args.width, args.height, args.fps,
                                     bbox_file=args.bbox_file)
     else:

@@ -82,7 +82,7 @@ def _train_frames(seq_dir: Path, cam: int, n_annot: int):
     if not video.is_file():
         raise UserError(f"MPI-INF-3DHP frames not found: neither {folder}/ nor {video}; download the training "
                         f"set with the official get_dataset.sh into {seq_dir.parents[1]}")
-    from lib.demo.video import FrameReader
+    from lib.vis.video import FrameReader
 
     reader = FrameReader(video)
     count = min(len(reader), n_annot)

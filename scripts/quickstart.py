@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from lib.core.io import atomic_write  # noqa: E402
-from lib.demo.video import FrameReader  # noqa: E402
+from lib.vis.video import FrameReader  # noqa: E402
 
 CFG = 'configs/synthetic.yaml'
 # The picture: frames of this generated test sequence (all valid), cropped around the person, one row per model.

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from lib.core.config import REPO_ROOT, load_config
+from lib.core.dist import DistContext
 from lib.core.errors import UserError
-from lib.demo.batch import DONE_FILE, SUMMARY_FILE, BatchFailed, Ranks, batch_inputs, run_batch, run_videos
+from lib.demo.batch import DONE_FILE, SUMMARY_FILE, BatchFailed, batch_inputs, run_batch, run_videos
 from lib.demo.pipeline import DemoOptions
 from scripts.make_synthetic_video import make_synthetic_video
 from test_demo import CONFIG, SMALL_MODEL, _cli
@@ -82,8 +83,8 @@ def test_batch_inputs(tmp_path):
     with pytest.raises(UserError, match='would both write to'):
         run_batch(load_config(None, ['DEVICE', 'cpu']), [folder / 'b.mp4', tmp_path / 'b.mp4'], tmp_path / 'out')
 
-    assert [Ranks(r, 3).share(list('abcdefg')) for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
-    assert Ranks(1, 2, 1).device('cpu') == 'cpu' and Ranks().device('auto') == 'auto'
+    assert [DistContext(r, 3).share(list('abcdefg')) for r in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert DistContext(1, 2, 1).device('cpu') == torch.device('cpu')
 
 
 def test_batch_folder_with_a_corrupt_video(videos, first_run):
@@ -101,7 +102,7 @@ def test_batch_folder_with_a_corrupt_video(videos, first_run):
         (res,) = joblib.load(out / name / 'glot_output.pkl').values()
         assert res['frame_ids'].tolist() == list(range(frames)) and res['verts'].shape == (frames, 6890, 3)
         done = json.loads((out / name / DONE_FILE).read_text())
-        assert sorted(done['files']) == [f'{name}_glot_output.mp4', 'glot_output.pkl', 'log.txt']
+        assert sorted(done['files']) == [f'{name}_glot_output.mp4', 'config.yaml', 'glot_output.pkl', 'log.txt']
         assert done['key']['video']['size'] == (videos.videos / f'{name}.mp4').stat().st_size
         assert 'DEVICE' not in done['key']['config']
     assert not (out / 'c').exists()
@@ -167,7 +168,7 @@ def test_torchrun_two_processes_write_the_same_files(videos, first_run, monkeypa
     for name in LENGTHS:
         files = sorted(p.name for p in (out / name).iterdir())
         assert files == sorted(p.name for p in (single / name).iterdir()) == [
-            f'{name}_glot_output.mp4', 'cache', DONE_FILE, 'glot_output.pkl', 'log.txt']
+            f'{name}_glot_output.mp4', 'cache', 'config.yaml', DONE_FILE, 'glot_output.pkl', 'log.txt']
         ours, theirs = joblib.load(out / name / 'glot_output.pkl'), joblib.load(single / name / 'glot_output.pkl')
         assert ours.keys() == theirs.keys()
         for pid in ours:

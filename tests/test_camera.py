@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from lib.demo.camera import camera_outputs, focal_length, principal_point, trans_cam_from_orig_cam
-from lib.demo.renderer import Mesh, MeshRenderer, project
-from lib.demo.video import FrameReader
+from lib.demo.camera import camera_outputs, trans_cam_from_orig_cam
+from lib.vis.camera import focal_length, principal_point
+from lib.vis.renderer import Mesh, MeshRenderer, project
+from lib.vis.video import FrameReader
 from lib.models.smpl import SMPL
 from lib.utils.joints import SMPL_54_TO_SPIN_49, SPIN_SMPL_ROOT
 from scripts.make_synthetic_video import background, body_vertices, make_synthetic_video

@@ -33,8 +33,11 @@ def test_config_paths_are_under_data_root(name, tmp_path, monkeypatch):
     assert glot_weights_file(cfg).present()
     monkeypatch.setenv('GLOT_DATA_ROOT', str(moved))
     assert glot_weights_file(load_config(REPO / 'configs' / f'{name}.yaml')).present()
-    # one rule for config paths: './' is no exception, absolute paths stay
-    assert resolve_path(cfg, './base_data/x.npy') == moved / 'base_data' / 'x.npy'
+    # one rule for config paths: under DATA_ROOT, except './' and '../' (the current folder, as the official
+    # YAMLs' './data/...'); absolute paths stay
+    assert resolve_path(cfg, 'base_data/x.npy') == moved / 'base_data' / 'x.npy'
+    assert resolve_path(cfg, './base_data/x.npy') == tmp_path / 'base_data' / 'x.npy'
+    assert resolve_path(cfg, '../x.npy') == tmp_path / '..' / 'x.npy'
     assert resolve_path(cfg, '/abs/x.npy') == Path('/abs/x.npy')
 
 
@@ -65,7 +68,7 @@ def test_options_may_follow_the_overrides(dry_entry_points):
     modules['demo'].main(['--cfg', CFG, 'DATA_ROOT', 'x', '--sideview', '--vid_file', 'v.mp4', '--',
                           'EXP_NAME', '-run-1'])
     cfg, options = calls['demo'][0], calls['demo'][3]
-    assert options.sideview and cfg.DATA_ROOT == 'x' and cfg.EXP_NAME == '-run-1'
+    assert cfg.DEMO.SIDEVIEW and options.render and cfg.DATA_ROOT == 'x' and cfg.EXP_NAME == '-run-1'
 
 
 def _missing_lines(err: pytest.ExceptionInfo, root: Path) -> list[str]:

@@ -107,3 +107,27 @@ def test_defaults_file_and_constructors_agree():
                     'motion_2d_weight': cfg.LOSS.vel_or_accel_2d_weight,
                     'motion_3d_weight': cfg.LOSS.vel_or_accel_3d_weight, 'use_accel': cfg.LOSS.use_accel,
                     'global_vel3d_unmasked': cfg.LOSS.GLOBAL_VEL3D_UNMASKED}
+
+
+def test_whole_numbers_for_float_keys_and_demo_settings(tmp_path):
+    """A whole number typed for a float key is that float (command line and YAML); the demo's behaviour
+    flags are DEMO keys checked by the config rules, merged over a config without changing it."""
+    from lib.core.config import merge_settings
+
+    cfg = load_config(None, ['DEMO.FOCAL_LENGTH', '960', 'TRAIN.GEN_LR', '1'])
+    assert cfg.DEMO.FOCAL_LENGTH == 960.0 and isinstance(cfg.DEMO.FOCAL_LENGTH, float) and cfg.TRAIN.GEN_LR == 1.0
+    (tmp_path / 'c.yaml').write_text('DEMO:\n  FOCAL_LENGTH: 500\n  MIN_TRACK_LEN: 10\n')
+    cfg = load_config(str(tmp_path / 'c.yaml'))
+    assert isinstance(cfg.DEMO.FOCAL_LENGTH, float) and cfg.DEMO.FOCAL_LENGTH == 500.0
+    assert isinstance(cfg.DEMO.MIN_TRACK_LEN, int)
+    with pytest.raises(ConfigError, match='Type mismatch'):
+        load_config(None, ['DEMO.MIN_TRACK_LEN', '2.5'])           # not the other way round
+
+    demo = merge_settings(cfg, {'DEMO.GENDER': 'female', 'DEMO.EXPORT': ('glb',), 'DEMO.SIDEVIEW': True})
+    assert (demo.DEMO.GENDER, demo.DEMO.EXPORT, demo.DEMO.SIDEVIEW) == ('female', ['glb'], True)
+    assert cfg.DEMO.GENDER == 'neutral' and demo.is_frozen()
+    for opts, message in ((['DEMO.GENDER', 'robot'], "DEMO.GENDER 'robot' is not one of neutral, male, female"),
+                          (['DEMO.EXPORT', "['fbx']"], "DEMO.EXPORT ['fbx'] must list only of glb, bvh"),
+                          (['DEMO.TRACKER_BATCH_SIZE', '0'], 'DEMO.TRACKER_BATCH_SIZE 0 is out of range')):
+        with pytest.raises(ConfigError, match=message.replace('[', r'\[').replace(']', r'\]')):
+            merge_settings(cfg, opts)

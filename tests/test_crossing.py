@@ -11,7 +11,7 @@ from lib.demo.boxes import box_iou
 from lib.demo.detection import HOGDetector, read_bbox_file
 from lib.demo.pipeline import box_appearance, link_tracks
 from lib.demo.track_metrics import score_tracks
-from lib.demo.video import FrameReader
+from lib.vis.video import FrameReader
 from scripts.make_synthetic_video import CROSSING_WALKERS, make_crossing_video
 
 FRAMES, WIDTH, HEIGHT = 64, 320, 240

@@ -1,6 +1,8 @@
 """Demo: video I/O, box files, detectors, windows, and the whole pipeline on a generated video."""
 import json
 import logging
+import shlex
+import sys
 from types import SimpleNamespace
 
 import cv2
@@ -13,14 +15,15 @@ import demo as demo_cli
 from lib.core.cli import run_main
 from lib.core.config import REPO_ROOT, load_config
 from lib.demo.camera import CAMERA_KEYS
-from lib.demo.inference import RESULT_KEYS, GLoTPredictor, window_indices
+from lib.demo.inference import RESULT_KEYS, GLoTPredictor, demo_files, window_indices
+from lib.demo.world import WORLD_KEYS
 from lib.demo.pipeline import DemoOptions, build_tracks, report_camera_scale, run_demo
 from lib.demo import detection
 from lib.demo.detection import build_detector, read_bbox_file
 from lib.core.errors import UserError
 from lib.demo.tracking import square_boxes
-from lib.demo import video
-from lib.demo.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
+from lib.vis import video
+from lib.vis.video import IMAGE_FOLDER_FPS, FrameReader, VideoWriter
 from scripts.make_synthetic_video import make_synthetic_video
 
 FRAMES, WIDTH, HEIGHT = 32, 320, 240
@@ -40,7 +43,8 @@ def clip(synthetic_root, tmp_path_factory):
     from lib.models import build_model, save_checkpoint
 
     torch.manual_seed(0)
-    save_checkpoint(folder / 'glot.pth.tar', build_model(load_config(CONFIG, opts)))
+    cfg = load_config(CONFIG, opts)
+    save_checkpoint(folder / 'glot.pth.tar', build_model(cfg), config=cfg.dump())   # as training stores it
     return SimpleNamespace(folder=folder, video=video, boxes=folder / 'boxes.csv', ckpt=folder / 'glot.pth.tar',
                            opts=opts)
 
@@ -63,7 +67,7 @@ def _cli(argv, capsys):
 def _check_results(results, num_frames):
     assert results, 'no person in the results'
     for res in results.values():
-        assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS   # the official keys, then ours
+        assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS + WORLD_KEYS   # official, then ours
         assert res['frame_filled'].dtype == bool and res['frame_filled'].shape == res['frame_ids'].shape
         n = len(res['frame_ids'])
         assert n >= 20 and res['frame_ids'].max() < num_frames
@@ -124,7 +128,7 @@ def test_truncated_video_is_read_to_its_end_with_one_warning(tmp_path, caplog):
     writer.release()
     data = (tmp_path / 'full.avi').read_bytes()
     (tmp_path / 'cut.avi').write_bytes(data[:len(data) // 2])   # the header still announces 20 frames
-    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+    with caplog.at_level(logging.WARNING, logger='lib.vis.video'):
         reader = FrameReader(tmp_path / 'cut.avi')
         assert len(reader) == 20 and not caplog.records
         decoded = len(list(reader))
@@ -134,10 +138,10 @@ def test_truncated_video_is_read_to_its_end_with_one_warning(tmp_path, caplog):
         f"{tmp_path / 'cut.avi'}: decoded {decoded} of the 20 frames its header announces (truncated or partly "
         f"undecodable file); continuing with the {decoded} decoded frames"]
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+    with caplog.at_level(logging.WARNING, logger='lib.vis.video'):
         assert len(FrameReader(tmp_path / 'cut.avi', exact_count=True)) == decoded   # counted up front
     assert len(caplog.records) == 1
-    with caplog.at_level(logging.WARNING, logger='lib.demo.video'):
+    with caplog.at_level(logging.WARNING, logger='lib.vis.video'):
         assert len(list(FrameReader(tmp_path / 'full.avi'))) == 20
     assert len(caplog.records) == 1
 
@@ -317,7 +321,7 @@ def test_duplicate_boxes_are_merged():
 
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_hog_finds_a_60_pixel_person_in_a_768x576_frame(synthetic_root):
-    from lib.demo.renderer import Mesh, MeshRenderer
+    from lib.vis.renderer import Mesh, MeshRenderer
     from scripts.make_synthetic_video import body_vertices, place_camera, textured_background
 
     (verts,), faces = body_vertices(synthetic_root, 1)
@@ -405,29 +409,32 @@ def test_demo_with_bbox_file(clip, tmp_path, capsys):
     assert _video_frames(folder / 'walk_glot_output.mp4') == (FRAMES, (HEIGHT, 2 * WIDTH))
     assert len(list((folder / 'meshes' / f'{next(iter(results)):04d}').glob('*.obj'))) == FRAMES
     assert not [p for p in folder.rglob('*') if 'partial' in p.name]
+    # the run record: log.txt starts with the command, config.yaml is the merged config
+    assert (folder / 'log.txt').read_text().split('\n')[0].endswith(' command: ' + shlex.join(sys.argv))
+    assert load_config(str(folder / 'config.yaml')) == load_config(CONFIG, [*clip.opts, 'DEMO.SIDEVIEW', 'True'])
 
 
 @pytest.mark.skipif(not HAS_HOG, reason='this OpenCV build has no HOGDescriptor (OpenCV 5 moved it out)')
 def test_demo_with_hog_and_cache(clip, tmp_path, monkeypatch):
-    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_MIN_HEIGHT', '64'])
-    predictor = GLoTPredictor(cfg, clip.ckpt)
-    options = DemoOptions(detector='hog')
+    cfg = load_config(CONFIG, [*clip.opts, 'DEMO.HOG_MIN_HEIGHT', '64', 'DEMO.DETECTOR', 'hog'])
+    predictor = GLoTPredictor(cfg, demo_files(cfg, clip.ckpt))
+    options = DemoOptions()
     result = run_demo(cfg, clip.video.path, tmp_path / 'out', options, predictor=predictor)
-    _check_results(result.results, FRAMES)
+    _check_results({tid: res.to_dict() for tid, res in result.results.items()}, FRAMES)
     truth = square_boxes(clip.video.boxes[0])
     for res in result.results.values():
-        rows = res['frame_ids']
-        assert np.abs(res['bboxes'][:, 0] - truth[rows, 0]).max() < 15
+        rows = res.frame_ids
+        assert np.abs(res.bboxes[:, 0] - truth[rows, 0]).max() < 15
     assert _video_frames(tmp_path / 'out' / 'walk' / 'walk_glot_output.mp4') == (FRAMES, (HEIGHT, WIDTH))
     assert set(result.seconds) >= {'detection', 'tracking', 'features', 'model', 'render'}
 
     # A second run reuses the cached detections and features.
     monkeypatch.setattr('lib.demo.pipeline.build_detector', lambda *a, **k: pytest.fail('detector rebuilt'))
     monkeypatch.setattr(predictor, 'features', lambda *a, **k: pytest.fail('features recomputed'))
-    again = run_demo(cfg, clip.video.path, tmp_path / 'out', DemoOptions(detector='hog', render=False),
+    again = run_demo(cfg, clip.video.path, tmp_path / 'out', DemoOptions(render=False),
                      predictor=predictor)
     for pid, res in result.results.items():
-        np.testing.assert_allclose(again.results[pid]['verts'], res['verts'], atol=1e-5)
+        np.testing.assert_allclose(again.results[pid].verts, res.verts, atol=1e-5)
 
 
 def test_frame_folder_fps_and_filled_frames(clip, tmp_path, capsys, caplog):
@@ -456,9 +463,9 @@ def test_frame_folder_fps_and_filled_frames(clip, tmp_path, capsys, caplog):
 
 
 def test_non_positive_camera_scale_is_reported(caplog):
-    results = {3: {'pred_cam': np.array([[0.9, 0, 0], [-0.2, 0, 0], [0.0, 0, 0], [1.1, 0, 0]]),
-                   'frame_ids': np.array([40, 41, 42, 43])},
-               4: {'pred_cam': np.array([[0.8, 0, 0]]), 'frame_ids': np.array([0])}}
+    results = {3: SimpleNamespace(pred_cam=np.array([[0.9, 0, 0], [-0.2, 0, 0], [0.0, 0, 0], [1.1, 0, 0]]),
+                                  frame_ids=np.array([40, 41, 42, 43])),
+               4: SimpleNamespace(pred_cam=np.array([[0.8, 0, 0]]), frame_ids=np.array([0]))}
     with caplog.at_level(logging.WARNING, logger='lib.demo.pipeline'):
         report_camera_scale(results)
     assert [r.getMessage() for r in caplog.records] == [
@@ -488,3 +495,48 @@ def test_bad_inputs_exit_2_and_write_nothing(clip, tmp_path, capsys):
         report = ('\n' + err).split('\nerror: ')     # log lines | the error line and its list of files if any
         assert len(report) == 2 and message in report[1] and 'Traceback' not in err, err
         assert not out.exists()
+
+
+def test_flags_are_demo_settings(dry_entry_points, tmp_path):
+    """Every behaviour flag of demo.py sets its DEMO key (after the trailing overrides); the options keep only
+    the box file and what to write."""
+    modules, calls = dry_entry_points
+    modules['demo'].main(['--cfg', CONFIG, '--vid_file', 'v.mp4', '--detector', 'hog', '--tracker_batch_size', '4',
+                          '--gender', 'male', '--export', 'glb,bvh', '--sideview', '--render_plain', '--wireframe',
+                          '--fps', '12', '--bbox_file', 'b.csv', '--no_render', 'DEMO.FOCAL_LENGTH', '960',
+                          'DEMO.GENDER', 'female'])
+    cfg, _, _, options, kwargs = calls['demo']
+    demo = cfg.DEMO
+    assert (demo.DETECTOR, demo.TRACKER_BATCH_SIZE, demo.GENDER, demo.EXPORT, demo.FPS, demo.FOCAL_LENGTH) == \
+        ('hog', 4, 'male', ['glb', 'bvh'], 12.0, 960.0)
+    assert demo.SIDEVIEW and demo.RENDER_PLAIN and demo.WIREFRAME
+    assert options == DemoOptions(bbox_file='b.csv', save_pkl=True, save_obj=False, render=False)
+    modules['demo'].main(['--cfg', CONFIG, '--vid_file', 'v.mp4'])
+    demo = calls['demo'][0].DEMO
+    assert (demo.DETECTOR, demo.TRACKER_BATCH_SIZE, demo.GENDER, demo.EXPORT, demo.SIDEVIEW) == \
+        ('auto', 12, 'neutral', [], False)
+
+
+def test_our_checkpoints_need_no_cfg(clip, tmp_path, capsys, dry_entry_points):
+    """Our checkpoints store their config: demo.py and evaluate.py build the model from it without --cfg; a
+    checkpoint without one (an official one) asks for the YAML in one line."""
+    out = tmp_path / 'out'
+    machine = ['DATA_ROOT', clip.opts[1], 'DEVICE', 'cpu', 'DEMO.MIN_TRACK_LEN', '20']
+    code, err = _cli(['--vid_file', str(clip.video.path), '--checkpoint', str(clip.ckpt), '--bbox_file',
+                      str(clip.boxes), '--no_render', '--output_folder', str(out), *machine], capsys)
+    assert code == 0, err
+    cfg = load_config(str(out / 'walk' / 'config.yaml'))
+    assert (cfg.MODEL.d_model, cfg.MODEL.n_layers, cfg.MODEL.short_n_layers) == (128, 1, 1)
+
+    modules, calls = dry_entry_points
+    modules['evaluate'].main(['--dataset', '3dpw', '--checkpoint', str(clip.ckpt), 'MODEL.n_layers', '1'])
+    assert calls['evaluate'][0].MODEL.d_model == 128
+
+    official = tmp_path / 'official.pth.tar'
+    torch.save({'gen_state_dict': torch.load(clip.ckpt, weights_only=False)['gen_state_dict']}, official)
+    for argv in (['--vid_file', str(clip.video.path), '--checkpoint', str(official)],
+                 ['--vid_file', str(clip.video.path)]):
+        code, err = _cli([*argv, '--output_folder', str(out), *machine], capsys)
+        assert code == 2 and err.strip().splitlines()[-1].startswith('error: ') and '--cfg' in err, err
+    assert 'stores no config (an official checkpoint)' in _cli(
+        ['--vid_file', str(clip.video.path), '--checkpoint', str(official), *machine], capsys)[1]

@@ -14,6 +14,7 @@ import pytest
 import torch
 from smplx.lbs import batch_rodrigues
 
+from lib.core.config import load_config
 from lib.dataset.eval_sequences import select_test_frames
 from lib.eval.protocol import EVAL_SETS, Evaluator
 from lib.eval.report import format_table, write_results
@@ -349,6 +350,11 @@ def test_cli_end_to_end(eval_root, tmp_path):
     info = json.loads((out / 'eval_info.json').read_text())
     assert info['frames'] == frames == 3 * 40 - 5              # 5 invalid frames in the generated DB
     assert len(list((out / 'render').glob('*.mp4'))) == 3
+    # the run record: the command first in log.txt, the printed table in it too, the merged config beside
+    log = (out / 'log.txt').read_text()
+    assert f"] command: {REPO / 'evaluate.py'} --cfg {CFG} --dataset 3dpw --checkpoint " in log.split('\n')[0]
+    assert line in log
+    assert load_config(str(out / 'config.yaml')).EVAL.RENDER_FRAMES == RENDER_FRAMES
 
     # per_frame.npz: both orders differ only through the last 7 frames of each sequence
     per_frame = np.load(out / 'per_frame.npz')

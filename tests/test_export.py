@@ -13,10 +13,12 @@ from smplx import SMPLLayer
 from lib.core.config import REPO_ROOT, load_config
 from lib.core.errors import UserError
 from lib.demo.camera import CAMERA_KEYS
-from lib.demo.export import write_exports
+from lib.demo.world import WORLD_KEYS
+from lib.demo.export import export_space, write_exports
 from lib.demo.export.bvh import continuous_euler
 from lib.demo.export.motion import EXPORT_FRAMES, body_motion
 from lib.demo.inference import RESULT_KEYS
+from lib.vis.renderer import FLIP_X
 from lib.demo.pipeline import DemoOptions, run_demo
 from lib.demo.smoothing import OneEuro
 from lib.models import build_model, save_checkpoint
@@ -53,8 +55,8 @@ def run(synthetic_root, tmp_path_factory):
         return ['--vid_file', str(video.path), '--cfg', CONFIG, '--checkpoint', str(folder / 'glot.pth.tar'),
                 '--output_folder', str(output_folder), '--bbox_file', str(boxes), '--export', export, *opts]
 
-    run_demo(load_config(CONFIG, [*opts, 'DEMO.CAMERA', 'perspective']), video.path, folder / 'out',
-             DemoOptions(bbox_file=str(folder / 'boxes.csv'), export=('glb', 'bvh')), folder / 'glot.pth.tar')
+    run_demo(load_config(CONFIG, [*opts, 'DEMO.CAMERA', 'perspective', 'DEMO.EXPORT', "['glb', 'bvh']"]), video.path,
+             folder / 'out', DemoOptions(bbox_file=str(folder / 'boxes.csv')), folder / 'glot.pth.tar')
     out = folder / 'out' / 'two'
     base = synthetic_root / 'base_data'
     reference = SMPL(base, j_regressor_extra=base / 'J_regressor_extra.npy').double()
@@ -216,10 +218,10 @@ def test_outputs_and_camera_keys(run):
     files = sorted(p.relative_to(run.out).as_posix() for p in run.out.rglob('*') if p.is_file()
                    and 'cache' not in p.parts)
     assert files == ['bvh/person1_frames0-23.bvh', 'bvh/person2_frames0-9.bvh', 'bvh/person2_frames12-23.bvh',
-                     'glot_output.pkl', 'log.txt', 'two_glot.glb', 'two_glot_output.mp4']
+                     'config.yaml', 'glot_output.pkl', 'log.txt', 'two_glot.glb', 'two_glot_output.mp4']
     assert sorted(run.results) == [1, 2]
     for res in run.results.values():
-        assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS
+        assert tuple(res) == RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS + WORLD_KEYS
         n = len(res['frame_ids'])
         assert res['trans_cam'].shape == (n, 3) and res['joints2d_img'].shape == (n, 49, 2)
         assert res['focal_length'] == 400.0 and res['principal_point'].tolist() == [160, 120]
@@ -302,6 +304,57 @@ def test_smoothing_filters_each_run_of_frames(run, tmp_path):
     np.testing.assert_allclose(hips, smooth.root_position[:GAP[0]], atol=1e-6)
 
 
+def _pan(frames=FRAMES):
+    """World-to-camera rotations ``(frames, 3, 3)``: a camera panning 30 degrees and tilting 5 over the video."""
+    angles = np.stack([np.linspace(-15, 15, frames), np.linspace(0, 5, frames)], axis=1)
+    return Rotation.from_euler('YX', angles, degrees=True).as_matrix().transpose(0, 2, 1)
+
+
+def test_export_space_auto_follows_the_camera():
+    still = np.tile(np.eye(3), (FRAMES, 1, 1))
+    assert [export_space('auto', _pan()), export_space('auto', still), export_space('auto', None)] == \
+        ['world', 'camera', 'camera']
+    assert [export_space('world', still), export_space('camera', _pan())] == ['world', 'camera']
+
+
+@pytest.mark.parametrize('frame', ['yup', 'camera'])
+def test_world_glb_camera_animation_overlays_the_camera_frame(run, tmp_path, frame):
+    """World-space export of a panning camera: the camera node's rotation keys round-trip (one per video
+    frame, ``F cam_R^T G``); the world-frame meshes seen through the animated camera project onto the same
+    pixels as the camera-frame SMPL bodies; the BVH root is the pelvis in the world."""
+    cam_R = _pan()
+    cfg = load_config(CONFIG, ['DATA_ROOT', str(run.cfg.DATA_ROOT), *OPTS, 'DEMO.EXPORT_FRAME', frame])
+    glb, *bvh_paths = write_exports(('glb', 'bvh'), run.results, run.body, cfg.DEMO, FPS, FRAMES, WIDTH, HEIGHT,
+                                    tmp_path, 'v', cam_R)
+    gltf = pygltflib.GLTF2.load_binary(str(glb))
+    blob = gltf.binary_blob()
+    assert gltf.nodes[0].name == 'camera' and gltf.asset.extras['export_space'] == 'world'
+    (channel,) = [c for c in gltf.animations[0].channels if c.target.node == 0]
+    sampler = gltf.animations[0].samplers[channel.sampler]
+    assert channel.target.path == 'rotation' and sampler.interpolation == 'LINEAR'
+    np.testing.assert_allclose(_accessor(gltf, blob, sampler.input), np.arange(FRAMES) / FPS, atol=1e-6)
+    camera = Rotation.from_quat(_accessor(gltf, blob, sampler.output)).as_matrix()     # camera -> export axes
+    flip = EXPORT_FRAMES[frame]
+    np.testing.assert_allclose(camera, flip @ cam_R.transpose(0, 2, 1) @ FLIP_X, atol=1e-6)
+    focal = 400.0
+    for tid, res in run.results.items():
+        frames, verts, _ = skin_glb(glb)[f'person_{tid}']
+        local = np.einsum('nji,nvj->nvi', camera[frames], verts)      # glTF camera axes: y up, looking down -z
+        through_camera = np.stack([WIDTH / 2 + focal * local[..., 0] / -local[..., 2],
+                                   HEIGHT / 2 - focal * local[..., 1] / -local[..., 2]], axis=-1)
+        in_camera, _ = _smpl_reference(run, res, 'camera')                  # camera frame: x right, y down
+        expected = focal * in_camera[..., :2] / in_camera[..., 2:] + np.array([WIDTH / 2, HEIGHT / 2])
+        assert np.abs(through_camera - expected).max() < 0.02, np.abs(through_camera - expected).max()
+        # The meshes do move in the world: the camera's pan is taken out of them.
+        assert np.abs(verts - in_camera @ flip.T).max() > 0.3
+    bvh = parse_bvh(bvh_paths[0].read_text())                                # person 1, every frame, cm
+    hips = bvh_joint_positions(bvh)[:, [n for n in bvh.names if n is not None].index('hips')] / 100
+    res = run.results[1]
+    rest_pelvis = body_motion(1, res, run.body).rest_joints[0]
+    pelvis_world = np.einsum('nji,nj->ni', cam_R, rest_pelvis + res['trans_cam'].astype(np.float64))
+    np.testing.assert_allclose(hips, pelvis_world @ flip.T, atol=1e-5)
+
+
 def test_euler_zxy_round_trip_and_continuity():
     rotations = Rotation.random(200, random_state=1).as_matrix()
     locked = Rotation.from_euler('ZXY', [[0.3, 90, 0.2], [-0.5, -90, 1.0], [10, 89.99999, -20]], degrees=True)
@@ -320,7 +373,7 @@ def test_euler_zxy_round_trip_and_continuity():
 def test_export_errors_are_one_line(run, capsys, tmp_path):
     """An unknown format, or an export of a run where nobody is tracked: one error line, exit 2, no files."""
     (tmp_path / 'short.csv').write_text('\n'.join(f'{f},100,30,160,220' for f in range(5)))
-    cases = [(run.argv(tmp_path / 'out', 'glb,fbx'), "unknown --export format 'fbx': choose from glb, bvh"),
+    cases = [(run.argv(tmp_path / 'out', 'glb,fbx'), "DEMO.EXPORT ['glb', 'fbx'] must list only of glb, bvh"),
              (run.argv(tmp_path / 'out', 'glb', tmp_path / 'short.csv'), 'no person found')]
     for argv, message in cases:
         code, err = _cli(argv, capsys)

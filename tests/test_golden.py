@@ -13,6 +13,9 @@ from scripts.make_golden_fixtures import GOLDEN_FILE, compute_golden, make_golde
 
 # Float32 work on another CPU (other BLAS kernels, thread counts) may differ in the last bits.
 RTOL, ATOL = 1e-4, 1e-5
+# After six Adam steps those last bits move weakly driven weights (e.g. the hand joints' KTD heads) by up to
+# ~2e-4 of their sum (measured between torch builds); a changed recipe moves them by far more.
+TRAIN_WEIGHT_RTOL = 1e-3
 EVAL_ATOL_MM = 1e-3
 
 
@@ -41,6 +44,8 @@ def test_values_equal_golden(golden, computed, group):
             np.testing.assert_array_equal(actual, expected, err_msg=key)
         elif group == 'eval':
             np.testing.assert_allclose(actual, expected, rtol=0, atol=EVAL_ATOL_MM, err_msg=key)
+        elif key == 'train/weight_sums':
+            np.testing.assert_allclose(actual, expected, rtol=TRAIN_WEIGHT_RTOL, atol=ATOL, err_msg=key)
         else:
             np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=key)
 

@@ -41,7 +41,8 @@ def test_readme_snippet_runs_and_people_match_the_results_file(quickstart_layout
     assert len(lines) == 1 and lines[0].startswith('person 1: frames 0-25, pelvis at [') \
         and lines[0].endswith('m, joints2d_img (26, 49, 2)'), lines
     folder = quickstart_layout / 'api' / 'walk'
-    assert sorted(p.name for p in folder.iterdir()) == ['bvh', 'cache', 'glot_output.pkl', 'log.txt', 'walk_glot.glb']
+    assert sorted(p.name for p in folder.iterdir()) == ['bvh', 'cache', 'config.yaml', 'glot_output.pkl', 'log.txt',
+                                                             'walk_glot.glb']
 
     (person,) = namespace['people']
     saved = joblib.load(folder / 'glot_output.pkl')[1]

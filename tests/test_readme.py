@@ -28,7 +28,7 @@ import cv2
 import torch
 
 from lib.core.config import load_config
-from lib.demo.video import FrameReader
+from lib.vis.video import FrameReader
 from lib.models import build_model, save_checkpoint
 from scripts.make_synthetic_video import make_synthetic_video
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lib.utils.geometry import convert_crop_cam_to_orig_img
-from lib.demo.renderer import Mesh, MeshRenderer, paint, project, rasterize, track_color, write_obj
+from lib.vis.renderer import Mesh, MeshRenderer, paint, project, rasterize, track_color, write_obj
 
 W, H = 64, 48
 SQUARE_FACES = np.array([[0, 1, 2], [0, 2, 3]])

@@ -1,6 +1,9 @@
 """Online mode: the ring-buffer windows equal the offline windows, a generated video read as a stream gives
 the offline demo's results exactly seqlen // 2 frames late, and bad sources fail with one line."""
 import json
+import re
+import shlex
+import sys
 import time
 from types import SimpleNamespace
 
@@ -11,10 +14,14 @@ import torch
 
 from lib.core.config import load_config
 from lib.demo.detection import read_bbox_file
-from lib.demo.inference import window_indices
+from lib.demo.camera import camera_outputs
+from lib.demo.inference import PersonResult, window_indices
 from lib.demo.pipeline import DemoOptions, run_demo
 from lib.demo.stream import STREAM_FILE, OnlineGLoT, StrideControl, run_stream
-from lib.demo.video import FrameReader
+from lib.models.smpl import build_smpl
+from lib.vis.overlay import Figure, OverlayStyle, OverlayWriter
+from lib.vis.renderer import track_color
+from lib.vis.video import FrameReader
 from scripts.make_synthetic_video import make_synthetic_video
 from test_demo import CONFIG, SMALL_MODEL, _cli, _video_frames
 
@@ -88,7 +95,7 @@ def test_stream_equals_offline_demo(walk, tmp_path, capsys):
     settings = [*walk.opts, 'DEMO.BBOX_SMOOTH_SIGMA', '0.0']
     offline = run_demo(load_config(CONFIG, settings), walk.video, tmp_path / 'offline',
                        DemoOptions(bbox_file=str(walk.boxes), render=False), walk.ckpt)
-    (reference,) = offline.results.values()
+    (reference,) = [res.to_dict() for res in offline.results.values()]
     assert reference['frame_ids'].tolist() == list(range(FRAMES))
 
     code, err = _cli(['--stream', str(walk.video), '--bbox_file', str(walk.boxes), '--cfg', CONFIG,
@@ -107,7 +114,12 @@ def test_stream_equals_offline_demo(walk, tmp_path, capsys):
         online = np.array([r[key] for r in lines], dtype=np.float32)
         np.testing.assert_allclose(online, reference[key], rtol=0, atol=atol, err_msg=key)
     assert all(r['latency_ms'] > 0 and r['time_s'] == r['frame'] / 25.0 for r in lines)
+    for r in lines:   # world keys (lib/demo/world.py): the pelvis turned into the world by the row's own cam_R
+        pelvis = np.array(r['joints3d'][8]) + np.array(r['trans_cam'])
+        np.testing.assert_allclose(r['trans_world'], np.array(r['cam_R']).T @ pelvis, atol=1e-4)
     assert _video_frames(folder / 'walk_glot_stream.mp4') == (FRAMES, (120, 160))
+    assert (folder / 'log.txt').read_text().split('\n')[0].endswith(' command: ' + shlex.join(sys.argv))
+    assert load_config(str(folder / 'config.yaml')).DEMO.STREAM_VERTS is True
 
 
 def test_stream_bad_sources_exit_2(walk, tmp_path, capsys, monkeypatch):
@@ -162,9 +174,11 @@ def test_paced_stream_strides_and_equals_offline_on_the_processed_frames(walk, p
     assert [r['track_id'] for r in lines] == [1] * len(lines) and (np.diff(frames) > 0).all()
     assert frames[0] == 0 and all(r['time_s'] == r['frame'] / 10.0 for r in lines)
     assert f'of {PACED_FRAMES} frames processed in' in err and 'stride' in err and 'arrival -> result' in err
-    # The stride rose unless the machine kept up with every frame (then every frame was processed).
+    # The stride rose unless the machine kept up (then every frame was processed but those a slow moment made
+    # the reader replace, as the summary counts).
     if strides.max() == 1:
-        assert frames.tolist() == list(range(PACED_FRAMES)), err
+        replaced = int(re.search(r'(\d+) frame\(s\) replaced before processing', err).group(1))
+        assert len(frames) + replaced == PACED_FRAMES and replaced <= 8, err
     else:
         assert 'stride 1 -> ' in err
         # every frame was published k frames after the one before it (more when the processing fell behind
@@ -187,7 +201,7 @@ def test_paced_stream_strides_and_equals_offline_on_the_processed_frames(walk, p
     (tmp_path / 'processed.csv').write_text('\n'.join(rows) + '\n')
     offline = run_demo(load_config(CONFIG, [*settings, 'DEMO.FPS', '10.0']), folder, tmp_path / 'offline',
                        DemoOptions(bbox_file=str(tmp_path / 'processed.csv'), render=False), paced.ckpt)
-    (reference,) = offline.results.values()
+    (reference,) = [res.to_dict() for res in offline.results.values()]
     assert reference['frame_ids'].tolist() == list(range(len(frames)))
     # (orig_cam: up to 80 windows per GLoT batch offline, one online, and the translation divides by the
     # camera scale: 1e-4 relative)
@@ -222,8 +236,10 @@ class _FixedCostPredictor:
         return {t.track_id: torch.zeros(1, 2048) for t in tracks}
 
     def predict_many(self, items, width, height, render_plain=False):
-        return [{'verts': np.zeros((1, 1, 3)), 'orig_cam': np.ones((1, 4)), 'frame_ids': track.frames[rows]}
-                for _, track, rows in items]
+        joints, cam = np.full((1, 49, 3), 0.1), np.array([[1.0, 1.0, 0.0, 0.0]])
+        return [PersonResult(np.zeros((1, 3)), cam, np.zeros((1, 1, 3)), np.zeros((1, 72)), np.zeros((1, 10)), joints,
+                             np.zeros((1, 4)), track.frames[rows], np.zeros(1, dtype=bool),
+                             **camera_outputs(joints, cam, width, height, 0.0)) for _, track, rows in items]
 
 
 def test_paced_stream_latency_stays_under_the_bound(walk, paced, tmp_path):
@@ -244,3 +260,33 @@ def test_paced_stream_latency_stays_under_the_bound(walk, paced, tmp_path):
     assert len(steady) >= 6 and np.percentile(steady, 95) < bound and steady.max() < bound, result.latency_ms
     assert steady.min() > 8 * k * 100.0                 # and no less than the look-ahead: 8 frames at stride k
     assert steady[len(steady) // 2:].mean() < 1.1 * steady[:len(steady) // 2].mean()     # no growth
+def _decoded(path):
+    return np.stack(list(FrameReader(path)))
+
+
+def test_stream_draws_with_the_configured_camera(walk, tmp_path, capsys):
+    """DEMO.CAMERA perspective: the online overlay is drawn with each person's trans_cam and the pinhole (the
+    online mode once always drew the weak-perspective camera); re-drawing the JSON lines with the overlay
+    writer gives the same video, and the weak-perspective drawing a different one."""
+    settings = [*walk.opts, 'DEMO.CAMERA', 'perspective', 'DEMO.FOCAL_LENGTH', '150.0', 'DEMO.STREAM_VERTS', 'True']
+    # --render_plain: the crop camera (1, 0, 0), so that the random small GLoT's people are in view
+    code, err = _cli(['--stream', str(walk.video), '--bbox_file', str(walk.boxes), '--render_plain', '--cfg', CONFIG,
+                      '--checkpoint', str(walk.ckpt), '--output_folder', str(tmp_path / 'online'), *settings], capsys)
+    assert code == 0, err
+    folder = tmp_path / 'online' / 'walk'
+    lines = [json.loads(line) for line in (folder / STREAM_FILE).read_text().splitlines()]
+    assert lines[0]['focal_length'] == 150.0
+    faces = build_smpl(load_config(CONFIG, walk.opts)).faces
+    frames = list(FrameReader(walk.video))
+    redrawn = {}
+    for camera in ('perspective', 'weak'):
+        style = OverlayStyle(camera, focal_length=150.0, plain=True)
+        with OverlayWriter(tmp_path / f'{camera}.mp4', faces, 160, 120, 25.0, style) as overlay:
+            for line, frame in zip(lines, frames):
+                person = {key: np.array(line[key], np.float32) for key in ('verts', 'orig_cam', 'trans_cam')}
+                overlay.write(frame, [Figure(person['verts'], person['orig_cam'], person['trans_cam'],
+                                             track_color(line['track_id']))])
+        redrawn[camera] = _decoded(tmp_path / f'{camera}.mp4')
+    online = _decoded(folder / 'walk_glot_stream.mp4')
+    assert np.array_equal(online, redrawn['perspective'])
+    assert online.max() > 0 and not np.array_equal(online, redrawn['weak'])

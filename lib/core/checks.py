@@ -50,6 +50,9 @@ def subset_of(*choices: str, non_empty: bool = False) -> Check:
     return check
 
 
+# The SMPL bodies (lib/models/smpl.py) and the demo's export formats (lib/demo/export/).
+GENDERS = ('neutral', 'male', 'female')
+EXPORT_FORMATS = ('glb', 'bvh')
 DATASETS_2D = ('Insta',)
 DATASETS_3D = ('ThreeDPW', 'MPII3D', 'Human36M')
 PROBABILITY = within(0.0, 1.0)
@@ -88,6 +91,9 @@ RULES: dict[str, Check] = {
     'EVAL.RENDER_FRAMES': at_least(0),
     'EVAL.RENDER_MODE': one_of('painter', 'zbuffer'),
     'DEMO.DETECTOR': one_of('auto', 'torchvision', 'hog'),
+    'DEMO.TRACKER_BATCH_SIZE': at_least(1),
+    'DEMO.GENDER': one_of(*GENDERS),
+    'DEMO.EXPORT': subset_of(*EXPORT_FORMATS),
     'DEMO.MIN_TRACK_LEN': at_least(1),
     'DEMO.BBOX_SCALE': at_least(1e-3),
     'DEMO.FEATURE_BATCH_SIZE': at_least(1),
@@ -112,6 +118,9 @@ RULES: dict[str, Check] = {
     'DEMO.CAMERA': one_of('weak', 'perspective'),
     'DEMO.EXPORT_FRAME': one_of('yup', 'camera'),
     'DEMO.BVH_UNITS': one_of('cm', 'm'),
+    'DEMO.CAMERA_MOTION_MAX_SIDE': at_least(32),
+    'DEMO.CAMERA_MOTION_MIN_TRACKS': at_least(3),
+    'DEMO.EXPORT_SPACE': one_of('auto', 'world', 'camera'),
     'DEMO.SMOOTH_MIN_CUTOFF': at_least(1e-6),
     'DEMO.SMOOTH_BETA': at_least(0.0),
     'DEMO.SMOOTH_D_CUTOFF': at_least(1e-6),

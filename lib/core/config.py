@@ -6,9 +6,11 @@ unknown keys fail at start-up. Paths:
 - ``DATA_ROOT`` is the root of every data file. Empty means ``$GLOT_DATA_ROOT`` if set, else ``data/`` in this
   repository.
 - A data-file path in a config (``SMPL.*``, ``TRAIN.PRETRAINED*``, ``DATASET.*`` files and folders), in a YAML
-  or as a ``KEY VALUE`` override, is relative to ``DATA_ROOT``; absolute paths stay as they are
-  (:func:`resolve_path`). So the official YAMLs' weights, ``pretrained_models/...``, follow a moved data
-  root (the release wrote ``./data/pretrained_models/...``, relative to its repository).
+  or as a ``KEY VALUE`` override, is relative to ``DATA_ROOT``, unless it starts with ``./`` or ``../``: then it
+  is relative to the current folder, as the official code reads it; absolute paths stay as they are
+  (:func:`resolve_path`). So this repository's YAMLs (``pretrained_models/...``) follow a moved data root, and
+  an official YAML (``./data/pretrained_models/...``) works from the repository root with the data in
+  ``./data``. A missing file that exists under the other reading is named with it (:func:`other_reading`).
 - A path typed as a command-line option (``--checkpoint``, ``--data-root``, ``--vid_file``, ...) is relative
   to the current folder (:func:`lib.core.cli.cli_path`). So are ``DATA_ROOT`` itself and the run folders
   ``OUTPUT_DIR``, ``LOGDIR`` and ``TRAIN.RESUME``.
@@ -19,6 +21,8 @@ and ``EVAL.PROTOCOLS`` (official reversed back-padding vs corrected order).
 """
 from __future__ import annotations
 
+import functools
+import logging
 import os
 from pathlib import Path
 
@@ -26,24 +30,31 @@ import torch
 import yaml
 from yacs.config import CfgNode as CN
 
-from lib.core.checks import check_config
+from lib.core.checks import check_config, config_differences, config_value
 from lib.core.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_ROOT_ENV = 'GLOT_DATA_ROOT'
+# Config paths starting with these are relative to the current folder (the official YAMLs' './data/...').
+CWD_PREFIXES = ('./', '../', '.' + os.sep, '..' + os.sep)
+logger = logging.getLogger(__name__)
 
 _C = CN()
 
 # ---------------------------------------------------------------------------------------------------------
 # General
 # ---------------------------------------------------------------------------------------------------------
-# Free-form run label. The official code chose data files by comparing it with fixed strings; here the data
-# files are the explicit DATASET.FILES keys and TITLE only labels the run.
+# Run label. The official code chose the training files and the Human3.6M SMPL supervision by comparing it with
+# fixed strings; here those are the explicit DATASET.FILES / DATASET.H36M_USE_SMPL keys. A YAML that sets one
+# of the three official TITLEs but not those keys (an official YAML as users keep it) gets the official choice
+# (OFFICIAL_TITLES below); otherwise TITLE only labels the run.
 _C.TITLE = 'default'
 # Experiments are written to OUTPUT_DIR/EXP_NAME (relative to the working directory).
 _C.OUTPUT_DIR = 'results'
 _C.EXP_NAME = 'default'
-# 'auto' (CUDA when available, else CPU), or any torch device string: 'cpu', 'cuda', 'cuda:1', 'mps'.
+# 'auto' (CUDA when available, else CPU), or any torch device string: 'cpu', 'cuda', 'cuda:1', 'mps'. 'cuda'
+# (the official YAMLs' value) on a machine without CUDA runs on the CPU, with one log line. The official
+# --gpu N flag of the scripts picks GPU N for 'auto' and 'cuda' (lib/core/cli.py gpu_device).
 _C.DEVICE = 'auto'
 # Official debug switches (debug visualisation is not part of this repository; kept so the YAMLs load).
 _C.DEBUG = True
@@ -150,8 +161,9 @@ _C.DATASET.OVERLAP = 0.5
 _C.DATASET.DB_DIR = 'preprocessed_data'
 # Folder of the raw 3DPW release (imageFiles/, sequenceFiles/); needed for rendering and preprocessing.
 _C.DATASET.THREEDPW_DIR = '3dpw'
-# Database file of each dataset and split, in DATASET.DB_DIR. The official YAMLs select the *_occ_* train
-# files for Table 1 (3DPW) and Table 2, the plain ones for Table 1 (Human3.6M / MPI-INF-3DHP).
+# Database file of each dataset and split, in DATASET.DB_DIR. The official TITLEs select the *_occ_* train
+# files for Table 1 (3DPW; all three) and Table 2 (MPI-INF-3DHP and Human3.6M; plain 3DPW), the plain ones for
+# Table 1 (Human3.6M / MPI-INF-3DHP); configs/ writes each choice out.
 _C.DATASET.FILES = CN()
 _C.DATASET.FILES.ThreeDPW = CN()
 _C.DATASET.FILES.ThreeDPW.TRAIN = '3dpw_train_db.pt'
@@ -238,7 +250,7 @@ _C.EVAL.PROTOCOLS = ['official', 'corrected']
 # 3DPW sequence files for the genders).
 _C.EVAL.GENDERED_MPVPE = False
 # evaluate.py --render: frames drawn per sequence, from its first frame (official 200; 0 = all), and the
-# rasteriser of lib/demo/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
+# rasteriser of lib/vis/renderer.py ('painter' is faster on full-size frames, 'zbuffer' exact).
 _C.EVAL.RENDER_FRAMES = 200
 _C.EVAL.RENDER_MODE = 'painter'
 
@@ -246,8 +258,22 @@ _C.EVAL.RENDER_MODE = 'painter'
 # Demo
 # ---------------------------------------------------------------------------------------------------------
 _C.DEMO = CN()
-# Person detector: 'auto' (torchvision if its weights are local, else HOG), 'torchvision' or 'hog'.
+# Person detector: 'auto' (torchvision if its weights are local, else HOG), 'torchvision' or 'hog' (demo.py
+# --detector sets it).
 _C.DEMO.DETECTOR = 'auto'
+# Frames per detector batch (demo.py --tracker_batch_size, the official flag).
+_C.DEMO.TRACKER_BATCH_SIZE = 12
+# SMPL body of the output meshes, joints and exports: 'neutral', 'male' or 'female' (demo.py --gender); the
+# model itself always predicts with the neutral body, as the official demo.
+_C.DEMO.GENDER = 'neutral'
+# Motion files written beside the results: any of 'glb' (skinned animated meshes, all people in one file) and
+# 'bvh' (skeleton animation per person); demo.py --export glb,bvh sets it.
+_C.DEMO.EXPORT = []
+# Overlay video: a side view of the meshes right of each frame (--sideview), the meshes on black with the
+# crop camera (1, 0, 0) as the official --render_plain (--render_plain), visible edges only (--wireframe).
+_C.DEMO.SIDEVIEW = False
+_C.DEMO.RENDER_PLAIN = False
+_C.DEMO.WIREFRAME = False
 # Frame rate of the input (frames/s), used for the output video, the exports and the log: 0 = the video's
 # own rate, or 30 for a folder of frames (demo.py --fps sets it).
 _C.DEMO.FPS = 0.0
@@ -333,6 +359,17 @@ _C.DEMO.CAMERA = 'weak'
 _C.DEMO.EXPORT_FRAME = 'yup'
 # Length unit of the BVH export: 'cm' (most BVH tools) or 'm'.
 _C.DEMO.BVH_UNITS = 'cm'
+# World frame (lib/demo/world.py): estimate the camera's rotation from the background (off: the camera is
+# taken as static, and the world is the first frame's camera frame, levelled); the longest side (pixels) the
+# frames are shrunk to for the background tracks; the fewest inlier tracks of a good frame (fewer: the
+# rotation is held or interpolated there, with a warning naming the frames).
+_C.DEMO.CAMERA_MOTION = True
+_C.DEMO.CAMERA_MOTION_MAX_SIDE = 480
+_C.DEMO.CAMERA_MOTION_MIN_TRACKS = 20
+# Space of the GLB/BVH exports: 'world' (the levelled world frame; the GLB's camera animated with the
+# estimated rotation), 'camera' (the camera frame, camera fixed), or 'auto': world when the camera turns by
+# more than 1 degree over the video, else camera.
+_C.DEMO.EXPORT_SPACE = 'auto'
 # One-Euro smoothing of the exported joint rotations and root translation, forward and backward (no lag;
 # lib/demo/smoothing.py; off: GLoT is already smooth): minimum cutoff (Hz), cutoff added per unit of speed
 # (Hz per rad/s or m/s), cutoff of the speed estimate (Hz). The results file is never smoothed.
@@ -340,6 +377,40 @@ _C.DEMO.SMOOTH = False
 _C.DEMO.SMOOTH_MIN_CUTOFF = 2.0
 _C.DEMO.SMOOTH_BETA = 1.0
 _C.DEMO.SMOOTH_D_CUTOFF = 1.0
+
+
+# What each official TITLE selected in the official dataset code (lib/dataset/_dataset_3d.py load_db and
+# get_single_item): the training databases and whether Human3.6M's SMPL parameters are supervised. Applied by
+# load_config to a YAML with such a TITLE that does not set DATASET.FILES / DATASET.H36M_USE_SMPL itself.
+OFFICIAL_TITLES = {
+    'repr_table4_3dpw_model': {
+        'ThreeDPW.TRAIN': '3dpw_train_occ_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_occ_db.pt',
+        'Human36M.TRAIN': 'h36m_train_25fps_occ_db.pt', 'H36M_USE_SMPL': False},
+    'repr_table4_h36m_mpii3d_model': {
+        'ThreeDPW.TRAIN': '3dpw_train_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_db.pt',
+        'Human36M.TRAIN': 'h36m_train_25fps_db.pt', 'H36M_USE_SMPL': True},
+    'repr_table6_3dpw_model': {
+        'ThreeDPW.TRAIN': '3dpw_train_db.pt', 'MPII3D.TRAIN': 'mpii3d_train_scale12_occ_db.pt',
+        'Human36M.TRAIN': 'h36m_train_25fps_occ_db.pt', 'H36M_USE_SMPL': True},
+}
+
+
+def _official_title_opts(cfg: CN, path: Path) -> list[str]:
+    """``KEY VALUE`` pairs of :data:`OFFICIAL_TITLES` for a YAML that names an official TITLE without setting
+    ``DATASET.FILES`` or ``DATASET.H36M_USE_SMPL`` itself (each left out key gets the official choice)."""
+    choice = OFFICIAL_TITLES.get(cfg.TITLE)
+    if choice is None:
+        return []
+    with open(path) as f:
+        dataset = (yaml.safe_load(f) or {}).get('DATASET') or {}
+    opts = []
+    for key, value in choice.items():
+        if key == 'H36M_USE_SMPL':
+            if key not in dataset:
+                opts += ['DATASET.H36M_USE_SMPL', str(value)]
+        elif 'FILES' not in dataset:
+            opts += [f'DATASET.FILES.{key}', value]
+    return opts
 
 
 def get_cfg_defaults() -> CN:
@@ -360,21 +431,60 @@ def load_config(cfg_file: str | os.PathLike | None = None, opts: list[str] | Non
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            cfg.merge_from_file(str(path))
+            with open(path, encoding='utf-8') as f:
+                loaded = CN.load_cfg(f)
+            cfg.merge_from_other_cfg(_numbers_as_defaults(cfg, loaded))
         except yaml.YAMLError as err:
             raise ConfigError(f"malformed YAML in {path}: {' '.join(str(err).split())}") from None
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(f"{path}: {_yacs_message(err)}") from None
+        cfg.merge_from_list(_official_title_opts(cfg, path))
+    return merge_settings(cfg, opts)
+
+
+def merge_settings(cfg: CN, opts: list | dict | None) -> CN:
+    """``cfg`` (left unchanged) merged with ``KEY VALUE`` pairs (a flat list as on the command line, or a
+    dict of dotted keys to values, strings or Python values), checked (:func:`lib.core.checks.check_config`)
+    and frozen. A whole number given for a float key is taken as that float (``DEMO.FOCAL_LENGTH 960``).
+
+    Raises:
+        ConfigError: odd-length ``opts``, unknown key, bad value type, a value out of its range.
+    """
+    cfg = cfg.clone()
+    cfg.defrost()
+    if isinstance(opts, dict):
+        opts = [item for pair in opts.items() for item in pair]
     if opts:
         if len(opts) % 2:
-            raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd number: {' '.join(opts)}")
+            raise ConfigError(f"overrides must be KEY VALUE pairs, got an odd number: {' '.join(map(str, opts))}")
+        pairs = [(key, _number_as_default(cfg, key, value)) for key, value in zip(opts[0::2], opts[1::2])]
         try:
-            cfg.merge_from_list(list(opts))
+            cfg.merge_from_list([item for pair in pairs for item in pair])
         except (KeyError, ValueError, AssertionError, TypeError) as err:
             raise ConfigError(f"override: {_yacs_message(err)}") from None
     check_config(cfg)
     cfg.freeze()
     return cfg
+
+
+def _number_as_default(cfg: CN, key: str, value):
+    """``value`` (a string as typed, or a Python value) as a float when it is a whole number and ``key``'s
+    default is a float."""
+    if not isinstance(config_value(cfg, key), float):
+        return value
+    number = CN._decode_cfg_value(value) if isinstance(value, str) else value
+    return float(number) if isinstance(number, int) and not isinstance(number, bool) else value
+
+
+def _numbers_as_defaults(defaults: CN, loaded: CN) -> CN:
+    """``loaded`` (a YAML file's tree) with whole numbers of float keys made floats, in place."""
+    for key, value in loaded.items():
+        default = defaults.get(key) if isinstance(defaults, CN) else None
+        if isinstance(value, CN):
+            _numbers_as_defaults(default, value)
+        elif isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+            loaded[key] = float(value)
+    return loaded
 
 
 def load_config_text(text: str) -> CN:
@@ -385,6 +495,13 @@ def load_config_text(text: str) -> CN:
         raise ConfigError(f"a stored config is not readable YAML: {' '.join(str(err).split())[:120]}") from None
     cfg.freeze()
     return cfg
+
+
+def stored_config_changes(stored: str | None, cfg: CN, keys: tuple[str, ...]) -> list[str]:
+    """``'KEY saved -> now'`` for every leaf under ``keys`` where ``cfg`` differs from a config ``stored`` as
+    YAML text (a checkpoint's; :func:`lib.core.checks.config_differences`); none when nothing is stored (an
+    official checkpoint). The one comparison behind the architecture check and the resume check."""
+    return config_differences(load_config_text(stored), cfg, keys) if stored else []
 
 
 def _yacs_message(err: Exception) -> str:
@@ -402,13 +519,32 @@ def data_root(cfg: CN) -> Path:
 
 
 def resolve_path(cfg: CN, path: str | os.PathLike, under: str | os.PathLike | None = None) -> Path:
-    """Turn a config path into a file path: absolute paths are returned unchanged, relative ones are under
+    """Turn a config path into a file path: absolute paths are returned unchanged; ``./x`` and ``../x`` are
+    relative to the current folder (the official YAMLs' ``./data/...``); other relative paths are under
     ``DATA_ROOT / under`` (``under`` itself resolved the same way)."""
-    p = Path(path).expanduser()
+    text = os.fspath(path)
+    p = Path(text).expanduser()
     if p.is_absolute():
         return p
+    if text.startswith(CWD_PREFIXES):
+        return Path.cwd() / p
     base = data_root(cfg) if under is None else resolve_path(cfg, under)
     return base / p
+
+
+def other_reading(cfg: CN, path: Path) -> Path | None:
+    """For a missing file ``path`` resolved by :func:`resolve_path`: the same relative path read from the other
+    base (the current folder instead of ``DATA_ROOT``, or the other way round), when a file is there; else
+    None. Lets an error name both places instead of guessing."""
+    path = Path(path)
+    for here, there in ((data_root(cfg).absolute(), Path.cwd()), (Path.cwd(), data_root(cfg).absolute())):
+        try:
+            candidate = there / path.absolute().relative_to(here)
+        except ValueError:
+            continue
+        if candidate != path.absolute() and candidate.is_file():
+            return candidate
+    return None
 
 
 def db_path(cfg: CN, dataset: str, split: str) -> Path:
@@ -422,7 +558,8 @@ def db_path(cfg: CN, dataset: str, split: str) -> Path:
 
 
 def resolve_device(cfg_device: str):
-    """torch.device for a DEVICE value; 'auto' picks CUDA when available."""
+    """torch.device for a DEVICE value; 'auto' picks CUDA when available. 'cuda' (the official YAMLs' value)
+    without CUDA gives the CPU and one log line (per process); 'cuda:N' without CUDA is an error."""
     if cfg_device == 'auto':
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try:
@@ -430,5 +567,14 @@ def resolve_device(cfg_device: str):
     except RuntimeError:
         raise ConfigError(f"DEVICE '{cfg_device}' is not a torch device (use auto, cpu, cuda, cuda:N)") from None
     if device.type == 'cuda' and not torch.cuda.is_available():
+        if cfg_device == 'cuda':
+            _log_cuda_fallback()
+            return torch.device('cpu')
         raise ConfigError(f"DEVICE '{cfg_device}' asked for CUDA but torch sees no GPU; use DEVICE cpu or auto")
     return device
+
+
+@functools.cache
+def _log_cuda_fallback() -> None:
+    """The one log line (per process) of DEVICE 'cuda' running on the CPU."""
+    logger.info("DEVICE 'cuda': torch sees no GPU, running on the CPU (as DEVICE auto does)")

@@ -1,8 +1,9 @@
 """The input files of the entry points: where each one goes, where it comes from, and the up-front check.
 
 ``train.py``, ``evaluate.py`` and ``demo.py`` list every file they will read as :class:`NeededFile` records
-(built by the functions below from the config) and call :func:`check_files` before building anything. All
-missing files are reported at once, as one ``error:`` line followed by one indented line per file::
+(built by the functions below from the config) and call :func:`check_files` before building anything; it
+returns the resolved paths, which the builders then take (nothing is resolved twice). All missing files are
+reported at once, as one ``error:`` line followed by one indented line per file::
 
     error: 2 files needed to evaluate are missing (nothing was run; paths in a config are under DATA_ROOT, here
     /home/me/data):
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from lib.core.config import data_root, db_path, resolve_path
+from lib.core.config import data_root, db_path, other_reading, resolve_path
 from lib.core.errors import UserError
 
 GLOT_RELEASE = "the GLoT release's Google Drive folder 1PXWeHeo1e5gyXqLpEhIpatlNLd-8lpmc"
@@ -106,16 +107,28 @@ def database_file(cfg, dataset: str, split: str) -> NeededFile:
                       db_path(cfg, dataset, split), DB_SOURCES.get(dataset, TCMR_RELEASE))
 
 
-def check_files(cfg, files: Iterable[NeededFile], task: str) -> None:
-    """Raise one :class:`MissingFilesError` naming every file of ``files`` that is not there (or not set).
+def check_files(cfg, files: Iterable[NeededFile], task: str) -> list[Path]:
+    """The paths of ``files``, in order, once every one is there; else raise one :class:`MissingFilesError`
+    naming every file that is not there (or not set).
 
     ``task`` completes "files needed to ...", e.g. ``'evaluate'``.
     """
+    files = list(files)
     missing = [f for f in files if not f.present()]
     if not missing:
-        return
+        return [f.path for f in files]
     lines = [f"{len(missing)} file{'s' if len(missing) > 1 else ''} needed to {task} "
              f"{'are' if len(missing) > 1 else 'is'} missing (nothing was run; paths in a config are under "
              f"DATA_ROOT, here {data_root(cfg).absolute()}):"]
-    lines += [f"  {f.what}: {'not set' if f.path is None else f.path}  <- from {f.source}" for f in missing]
+    lines += [f"  {f.what}: {'not set' if f.path is None else f.path}  <- {_where_else(cfg, f.path, f.source)}"
+              for f in missing]
     raise MissingFilesError('\n'.join(lines))
+
+
+def _where_else(cfg, path: Path | None, source: str) -> str:
+    """``from <source>``, or, when the file exists under the other reading of the config path rule, both places."""
+    other = None if path is None else other_reading(cfg, path)
+    if other is None:
+        return f"from {source}"
+    return (f"not there, but a file exists at {other}: in a config, a relative path starting with ./ or ../ is "
+            f"relative to the current folder, any other one is under DATA_ROOT; write the path to match")

@@ -7,10 +7,13 @@ entry is flushed too; on an exception (or a kill) the destination keeps its prev
 temporary file is removed (a SIGKILL leaves it behind: :func:`remove_orphans` deletes such files of dead
 processes at the next start). :func:`atomic_write` and :func:`atomic_copy` are the two common uses.
 
-A write that fails for a reason the user can fix (read-only folder, a file where a folder should be, a full
-disk) raises :class:`OutputError`: one line naming the path, the reason and, for a full disk, the free
-space. :func:`prepare_output_dir` creates an output folder and probes it with a small write, so that entry
-points fail before their work, never after it. :class:`RunLock` gives one process a folder for its life.
+A write that fails for a reason the user can fix (read-only folder or mount, a file where a folder should
+be, a full disk) raises :class:`OutputError`: one line naming the path, the reason, what to do and, for a full
+disk, the free space. Clean-up after a failure never replaces that error (on a read-only mount even removing
+a file that does not exist fails). :func:`probe_output_dir` checks an output folder with a small write that
+is removed again, creating nothing, so that entry points fail before they touch their output folder or start
+their work; :func:`prepare_output_dir` then creates it. :class:`RunLock` gives one process a folder for its
+life.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from typing import Iterator
 from lib.core.errors import UserError
 
 PARTIAL_MARK = '.partial'
+OUTPUT_FIX = 'choose another output folder'   # what an OutputError tells the user to do, by default
 _PARTIAL_RE = re.compile(r'^\.(?P<name>.+)\.(?P<pid>\d+)\.partial')
 
 
@@ -61,8 +65,9 @@ class OutputError(UserError, OSError):
     """An output that cannot be written (read-only, not a folder, disk full, ...): one line, exit 2."""
 
 
-def output_error(path: str | os.PathLike, err: BaseException) -> OutputError:
-    """The :class:`OutputError` for a failed write of ``path`` (free space named when the disk is full)."""
+def output_error(path: str | os.PathLike, err: BaseException, fix: str = OUTPUT_FIX) -> OutputError:
+    """The :class:`OutputError` for a failed write of ``path`` (free space named when the disk is full);
+    ``fix`` says what to do (after "free some space or" for a full disk)."""
     reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err).splitlines()[0]
     full = (isinstance(err, OSError) and err.errno == errno.ENOSPC) or 'enforce fail' in str(err)
     if full:
@@ -73,8 +78,18 @@ def output_error(path: str | os.PathLike, err: BaseException) -> OutputError:
             hint = f' ({shutil.disk_usage(_existing_parent(Path(path))).free / 2**20:.0f} MiB free there)'
         except OSError:
             pass
-    return OutputError(f"cannot write {path}: {reason}{hint}; free some space or choose another output folder"
-                       if full else f"cannot write {path}: {reason}; choose another output folder")
+    return OutputError(f"cannot write {path}: {reason}{hint}; free some space or {fix}"
+                       if full else f"cannot write {path}: {reason}; {fix}")
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove ``path`` if it is there, ignoring every error: clean-up must not replace the error that is being
+    raised (``unlink`` on a read-only mount fails with EROFS even for a missing file); a temporary file left
+    behind is removed by :func:`remove_orphans` at the next start."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _existing_parent(path: Path) -> Path:
@@ -107,42 +122,53 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             raise
         raise output_error(path, err) from err
     finally:
-        tmp.unlink(missing_ok=True)
+        _remove_quietly(tmp)
     fsync_dir(path.parent)
 
 
-def prepare_output_dir(folder: str | os.PathLike) -> Path:
-    """Create ``folder`` (and parents) and probe it with a small atomic write, so that an output that cannot
-    be written fails now, before any work; removes temporary files of killed writers found there.
+def probe_output_dir(folder: str | os.PathLike, fix: str = OUTPUT_FIX) -> None:
+    """Check, creating nothing, that ``folder`` can be created and written: its nearest existing ancestor
+    (``folder`` itself when it exists) must be a folder that takes a small file, written, flushed and removed
+    again (``.write_probe.<pid>.partial``). ``fix`` says what to do in the error.
+
+    Raises:
+        OutputError: a path component is a file, or the folder that would hold the outputs cannot be written
+            (read-only folder or mount, full disk, no permission).
+    """
+    folder = Path(folder)
+    existing = _existing_parent(folder)
+    if not existing.is_dir():
+        what = 'it is' if existing == folder else f'{existing} is'
+        raise OutputError(f"cannot write into {folder}: {what} a file, not a folder; {fix}")
+    probe = existing / f'.write_probe.{os.getpid()}{PARTIAL_MARK}'
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b'probe\n')
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise output_error(folder, err, fix) from err
+    finally:
+        _remove_quietly(probe)
+
+
+def prepare_output_dir(folder: str | os.PathLike, fix: str = OUTPUT_FIX) -> Path:
+    """Probe ``folder`` (:func:`probe_output_dir`), create it (and parents) and remove temporary files of killed
+    writers found there; returns it.
 
     Raises:
         OutputError: the folder cannot be created or written.
     """
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"cannot write into {folder}: it is a file, not a folder; choose another output folder")
-    probe = folder / '.write_probe'
-    atomic_write(probe, 'probe\n')
-    probe.unlink(missing_ok=True)
+    probe_output_dir(folder, fix)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise output_error(folder, err, fix) from err
     remove_orphans(folder)
     return folder
-
-
-def probe_output_dir(folder: str | os.PathLike) -> None:
-    """Check, without creating anything, that ``folder`` can be created and written: its nearest existing
-    ancestor must be a folder that takes a (removed again) probe file.
-
-    Raises:
-        OutputError: a path component is a file, or the folder that would hold the outputs cannot be written.
-    """
-    folder = Path(folder)
-    existing = _existing_parent(folder)
-    if not existing.is_dir():
-        raise OutputError(f"cannot write into {folder}: {existing} is a file, not a folder; choose another output "
-                          "folder")
-    probe = existing / '.write_probe'
-    atomic_write(probe, 'probe\n')
-    probe.unlink(missing_ok=True)
 
 
 class RunLock:
@@ -160,8 +186,11 @@ class RunLock:
         self._file = None
 
     def __enter__(self) -> 'RunLock':
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, 'a+', encoding='utf-8')
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, 'a+', encoding='utf-8')
+        except OSError as err:
+            raise output_error(self.path, err) from err
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

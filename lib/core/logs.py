@@ -1,5 +1,10 @@
 """Logging for the entry points: ``lib.*`` log lines on the console (without breaking tqdm bars) and in a
-``log.txt`` beside each run's outputs.
+``log.txt`` beside each run's outputs, which starts with the run record.
+
+The run record (:func:`log_run`, :func:`write_run_config`) is the same for every tool: the command line, the
+versions, the device and the merged config in ``log.txt`` (the config in the file only), and the merged
+config as ``config.yaml`` beside the outputs (:data:`CONFIG_FILE`), so that any output folder can be traced
+back to the command and overrides that made it.
 
 ``train.py``, ``evaluate.py`` and ``demo.py`` call :func:`console_logging` once at start-up (through
 :func:`lib.core.cli.run_main`); training and evaluation wrap their work in :func:`log_file` as soon as their
@@ -9,16 +14,40 @@ outputs. Records logged with ``extra={'file_only': True}`` (the full config dump
 from __future__ import annotations
 
 import logging
+import platform
+import shlex
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import torch
 from tqdm import tqdm
 
+from lib.core.io import atomic_write
+
 LOG_FILE = 'log.txt'
+CONFIG_FILE = 'config.yaml'
 FORMAT = logging.Formatter('[%(asctime)s] %(message)s', '%Y-%m-%d %H:%M:%S')
 _PACKAGE = 'lib'
+
+
+logger = logging.getLogger(__name__)
+
+
+def log_run(cfg, device, out_dir: str | Path | None, processes: int = 1) -> None:
+    """Log the run record: the command, then python / torch / platform versions with the ``device`` and the
+    number of ``processes``, then the merged config (to the log file only)."""
+    logger.info('command: %s', shlex.join(sys.argv))
+    logger.info('python %s, torch %s, %s, device %s, %d process(es)', platform.python_version(),
+                torch.__version__, platform.platform(), device, processes)
+    where = f' (also in {Path(out_dir) / CONFIG_FILE})' if out_dir is not None else ''
+    logger.info('config%s:\n%s', where, cfg.dump(), extra={'file_only': True})
+
+
+def write_run_config(out_dir: str | Path, cfg) -> Path:
+    """Write the merged config as ``out_dir/config.yaml`` (atomically); returns its path."""
+    return atomic_write(Path(out_dir) / CONFIG_FILE, cfg.dump())
 
 
 class TqdmHandler(logging.StreamHandler):

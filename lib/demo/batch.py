@@ -9,8 +9,9 @@ folder). Videos are processed in sorted order (a list: its order) with the model
 **Complete outputs** (a rerun skips the video and says so): ``<video name>/glot_done.json`` exists, was
 written (atomically) after every other output of the video, lists files that all still exist, and records
 the same video identity (path, size, modification time; for frame folders every file's) and the same
-settings: the whole config except ``DEVICE``, the demo options (a box file by identity) and the GLoT and
-SPIN weight files by identity. Anything else reruns the video (its old marker is removed first).
+settings: the whole config except ``DEVICE`` (every behaviour setting is a ``DEMO.*`` key), the output
+switches (a box file by identity) and the GLoT and SPIN weight files by identity. Anything else reruns the
+video (its old marker is removed first).
 
 A video that fails (unreadable, nobody found, a crash) is reported and the others go on; a listed path
 that does not exist is reported as ``missing``. At the end one table (video, people, frames, seconds,
@@ -29,17 +30,15 @@ import logging
 import os
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import timedelta
 from pathlib import Path
 
-import torch
-
+from lib.core.dist import DistContext, all_gather, barrier, init_process, leave_group
 from lib.core.errors import UserError
-from lib.core.io import atomic_write
+from lib.core.io import atomic_write, probe_output_dir
 from lib.demo.cache import file_key, video_key
-from lib.demo.inference import GLoTPredictor, weight_files
+from lib.demo.inference import DemoFiles, GLoTPredictor, demo_files
 from lib.demo.pipeline import DemoOptions, DemoResult, run_demo
-from lib.demo.video import IMAGE_EXTENSIONS, FrameReader
+from lib.vis.video import IMAGE_EXTENSIONS, FrameReader
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ DONE_FILE = 'glot_done.json'
 SUMMARY_FILE = 'batch_summary.json'
 BOX_FILE_EXTENSIONS = ('.csv', '.json')
 # Bump when the marker's content or the meaning of "complete" changes (older markers then rerun).
-DONE_VERSION = 1
+DONE_VERSION = 2
 
 
 class BatchFailed(UserError):
@@ -58,35 +57,6 @@ class BatchFailed(UserError):
     def __init__(self, message: str, exit_code: int = 2):
         super().__init__(message)
         self.exit_code = exit_code
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place in a torchrun job (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``; one process
-    without torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> 'Ranks':
-        try:
-            return cls(int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)),
-                       int(os.environ.get('LOCAL_RANK', 0)))
-        except ValueError:
-            raise UserError('RANK, WORLD_SIZE and LOCAL_RANK must be integers (set by torchrun)') from None
-
-    def share(self, items: list) -> list[int]:
-        """Indices of ``items`` this rank processes: ``rank, rank + world_size, ...``."""
-        return list(range(self.rank, len(items), self.world_size))
-
-    def device(self, cfg_device: str) -> str:
-        """The DEVICE value for this rank: ``cuda:LOCAL_RANK`` for 'auto'/'cuda' when GPUs are visible in a
-        multi-process job, else ``cfg_device`` unchanged."""
-        if self.world_size > 1 and cfg_device in ('auto', 'cuda') and torch.cuda.is_available():
-            return f'cuda:{self.local_rank}'
-        return cfg_device
 
 
 @dataclass
@@ -145,7 +115,7 @@ def run_videos(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLik
     """``demo.py --vid_file``: one video through :func:`run_demo`, or a batch through :func:`run_batch`."""
     videos = batch_inputs(vid_file)
     if videos is None:
-        if Ranks.from_env().world_size > 1:
+        if DistContext.from_env().enabled:
             raise UserError('torchrun shares out the videos of a folder or .txt list; give --vid_file one of those '
                             'or run a single video without torchrun')
         return run_demo(cfg, vid_file, output_folder, options, checkpoint)
@@ -154,37 +124,38 @@ def run_videos(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLik
 
 def run_batch(cfg, videos: list[Path], output_folder: str | os.PathLike = 'demo_output',
               options: DemoOptions | None = None, checkpoint: str | os.PathLike | None = None,
-              ranks: Ranks | None = None) -> list[BatchRow]:
+              ) -> list[BatchRow]:
     """Run the demo on this rank's share of ``videos`` (see the module docstring) and return every video's
     :class:`BatchRow` (all ranks', in input order).
 
     ``options.bbox_file``, when given, is a folder holding ``<video name>.csv`` or ``.json`` per video.
 
     Raises:
-        UserError: two videos with one output name, a box-file path that is not a folder, missing weights.
+        UserError: two videos with one output name, a box-file path that is not a folder, missing weights,
+            an output folder that cannot be written (:class:`lib.core.io.OutputError`).
         BatchFailed: at the end, when any video failed or was missing.
     """
     options = options or DemoOptions()
-    ranks = ranks or Ranks.from_env()
     output_folder = Path(output_folder)
     _check_names(videos, output_folder)
+    probe_output_dir(output_folder)    # before any video: an unwritable folder fails the batch in one line
     if options.bbox_file is not None and not Path(options.bbox_file).is_dir():
         raise UserError(f"with many videos --bbox_file must be a folder of <video name>.csv/.json box files, "
                         f"got {options.bbox_file}")
-    device = ranks.device(cfg.DEVICE)
-    if device != cfg.DEVICE:
+    files = demo_files(cfg, checkpoint)      # once for the whole batch
+    settings = _settings_key(cfg, options, files)
+    ranks, device = init_process(cfg.DEVICE, cpu_collectives=True, timeout_min=cfg.DEMO.BATCH_TIMEOUT_MIN)
+    if ranks.enabled and str(device) != cfg.DEVICE:
         cfg = cfg.clone()
         cfg.defrost()
-        cfg.DEVICE = device
+        cfg.DEVICE = str(device)
         cfg.freeze()
-    settings = _settings_key(cfg, options, checkpoint)
-    group = _init_group(ranks, cfg.DEMO.BATCH_TIMEOUT_MIN)
     prefix = f'[rank {ranks.rank}/{ranks.world_size}] ' if ranks.world_size > 1 else ''
     predictor: list[GLoTPredictor] = []  # built at the first video that needs it, then reused
 
     def get_predictor() -> GLoTPredictor:
         if not predictor:
-            predictor.append(GLoTPredictor(cfg, checkpoint, options.gender))
+            predictor.append(GLoTPredictor(cfg, files))
         return predictor[0]
 
     start = time.perf_counter()
@@ -197,18 +168,14 @@ def run_batch(cfg, videos: list[Path], output_folder: str | os.PathLike = 'demo_
         row.rank = ranks.rank
         logger.info(f'{prefix}{row.video}: {row.status}' + (f' ({row.error})' if row.error else ''))
         rows.append((index, row))
-    if group:
-        gathered = [None] * ranks.world_size
-        torch.distributed.all_gather_object(gathered, rows)
-        rows = [item for part in gathered for item in part]
+    rows = [item for part in all_gather(ranks, rows) for item in part]
     rows = [row for _, row in sorted(rows, key=lambda item: item[0])]
     wall = time.perf_counter() - start
     if ranks.rank == 0:
         summary = write_summary(rows, output_folder / SUMMARY_FILE, wall, ranks.world_size)
         logger.info(summary)
-    if group:
-        torch.distributed.barrier()  # the summary is on disk before any rank exits (torchrun stops the rest)
-        torch.distributed.destroy_process_group()
+    barrier(ranks)  # the summary is on disk before any rank exits (torchrun stops the rest)
+    leave_group(ranks)
     failed = [row for row in rows if row.status in ('failed', 'missing')]
     if failed:
         bug = any(row.error.startswith('bug: ') for row in failed)
@@ -228,24 +195,14 @@ def _check_names(videos: list[Path], output_folder: Path) -> None:
         seen[name] = video
 
 
-def _init_group(ranks: Ranks, timeout_min: float) -> bool:
-    """Join torchrun's gloo process group (CPU collectives only: the summary rows and one barrier)."""
-    if ranks.world_size == 1:
-        return False
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group('gloo', timeout=timedelta(minutes=timeout_min))
-    return True
-
-
-def _settings_key(cfg, options: DemoOptions, checkpoint) -> dict:
+def _settings_key(cfg, options: DemoOptions, files: DemoFiles) -> dict:
     """Everything besides the video that decides a video's outputs (see the module docstring)."""
-    glot, spin = weight_files(cfg, checkpoint)
     config = json.loads(json.dumps(cfg))
     config.pop('DEVICE')
-    opts = asdict(options)
-    opts['bbox_file'] = None  # the video's own box file is added per video
-    return {'version': DONE_VERSION, 'config': config, 'options': opts, 'glot': file_key(glot),
-            'spin': file_key(spin)}
+    outputs = asdict(options)
+    outputs.pop('bbox_file')  # the video's own box file is added per video
+    return {'version': DONE_VERSION, 'config': config, 'outputs': outputs, 'glot': file_key(files.glot),
+            'spin': file_key(files.spin)}
 
 
 def _box_file(folder: str, video: Path) -> Path:

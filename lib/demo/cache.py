@@ -15,7 +15,7 @@ from pathlib import Path
 import joblib
 
 from lib.core.io import atomic_path
-from lib.demo.video import VideoInfo
+from lib.vis.video import VideoInfo
 
 # Bump when the cached detection / feature formats or the keys change.
 CACHE_VERSION = 2

@@ -17,33 +17,22 @@ depth::
 so the root lands exactly where ``orig_cam`` puts it, and a point ``dz`` metres nearer or farther than the
 root is scaled about the principal point by ``d / (d + dz)`` (a body +-0.15 m deep at 4 m: within 4 %).
 
-Focal length: ``DEMO.FOCAL_LENGTH`` pixels, or by default (0) the image diagonal ``sqrt(W^2 + H^2)``, about
-53 degrees of diagonal field of view, the usual guess for images of unknown intrinsics (CLIFF, BEDLAM,
-WHAM). It sets the depth (``d`` grows with ``f``) and the strength of perspective, not where the root lands.
+Focal length (:func:`lib.vis.camera.focal_length`): ``DEMO.FOCAL_LENGTH`` pixels, or by default (0) the image
+diagonal ``sqrt(W^2 + H^2)``, about 53 degrees of diagonal field of view, the usual guess for images of
+unknown intrinsics (CLIFF, BEDLAM, WHAM). It sets the depth (``d`` grows with ``f``) and the strength of
+perspective, not where the root lands.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from lib.utils.geometry import perspective_projection
 from lib.utils.joints import SPIN_SMPL_ROOT
+from lib.vis.camera import focal_length, principal_point, project_to_image
 
 # Per-person result keys this module adds beside the official ones (lib/demo/pipeline.py RESULT_KEYS).
 CAMERA_KEYS = ('trans_cam', 'focal_length', 'principal_point', 'joints2d_img')
 # The keys of a person's results that hold one value for the whole track rather than one row per frame.
 PER_PERSON_KEYS = ('focal_length', 'principal_point')
-
-
-def focal_length(setting: float, width: int, height: int) -> float:
-    """The pinhole focal length in pixels: ``setting`` (``DEMO.FOCAL_LENGTH``) if positive, else the image
-    diagonal ``sqrt(W^2 + H^2)``."""
-    return float(setting) if setting > 0 else float(np.hypot(width, height))
-
-
-def principal_point(width: int, height: int) -> np.ndarray:
-    """The principal point ``(2,)`` in pixels: the image centre ``(W/2, H/2)``."""
-    return np.array([width / 2.0, height / 2.0])
 
 
 def trans_cam_from_orig_cam(orig_cam: np.ndarray, root: np.ndarray, focal: float, width: int) -> np.ndarray:
@@ -56,14 +45,6 @@ def trans_cam_from_orig_cam(orig_cam: np.ndarray, root: np.ndarray, focal: float
     with np.errstate(divide='ignore'):
         depth = 2.0 * focal / (sx * width)
     return np.stack([orig_cam[:, 2], orig_cam[:, 3], depth - np.asarray(root, dtype=np.float64)[:, 2]], axis=1)
-
-
-def project_to_image(points: np.ndarray, trans_cam: np.ndarray, focal: float, center: np.ndarray) -> np.ndarray:
-    """Pixels ``(n, J, 2)`` of SMPL-frame points ``(n, J, 3)`` metres moved by ``trans_cam (n, 3)`` into the
-    camera frame and projected by the pinhole (``focal`` pixels, principal point ``center (2,)``)."""
-    uv = perspective_projection(torch.as_tensor(points, dtype=torch.float64),
-                                torch.as_tensor(trans_cam, dtype=torch.float64), focal)
-    return uv.numpy() + np.asarray(center, dtype=np.float64)
 
 
 def camera_outputs(joints3d: np.ndarray, orig_cam: np.ndarray, width: int, height: int,

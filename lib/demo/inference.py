@@ -1,6 +1,6 @@
 """The demo's networks: SPIN ResNet-50 features of person crops and GLoT over each track's windows.
 
-:class:`GLoTPredictor` loads both once (after every needed file is checked, :func:`weight_files`) and turns
+:class:`GLoTPredictor` loads both once (from the files checked once, :func:`demo_files`) and turns
 frames and :class:`PersonTrack` s into the per-person results: the official ``RESULT_KEYS``, ``frame_filled``
 and the camera-space ``CAMERA_KEYS`` of :mod:`lib.demo.camera`. :func:`window_indices` is the window of every
 frame of a track (the offline and the online mode share it).
@@ -17,17 +17,57 @@ import torch
 from tqdm import tqdm
 
 from lib.core.config import ConfigError, resolve_device
-from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, check_files, glot_weights_file, spin_checkpoint_file
-from lib.demo.camera import camera_outputs
+from lib.demo.camera import CAMERA_KEYS, camera_outputs
+from lib.demo.world import WORLD_KEYS
 from lib.models import build_model, load_checkpoint
 from lib.models.params import smpl_from_rotmat, split_theta
-from lib.models.smpl import GENDERS, build_smpl
+from lib.models.smpl import build_smpl
 from lib.models.spin import load_hmr
-from lib.utils.geometry import convert_crop_cam_to_orig_img
 from lib.utils.img_utils import crop_patch, normalize_images
+from lib.vis.camera import image_camera
 
 RESULT_KEYS = ('pred_cam', 'orig_cam', 'verts', 'pose', 'betas', 'joints3d', 'joints2d', 'bboxes', 'frame_ids')
+
+
+@dataclass
+class PersonResult:
+    """One tracked person's results over its ``n`` frames, typed (the smplx ``SMPLOutput`` habit); the
+    official per-person dict of ``glot_output.pkl`` is made only where it is written (:meth:`to_dict`).
+
+    ``pred_cam (n, 3)`` crop camera ``(s, tx, ty)``; ``orig_cam (n, 4)`` float32 image camera ``(sx, sy, tx,
+    ty)``; ``verts (n, 6890, 3)`` and ``joints3d (n, 49, 3)`` float32 metres, SMPL frame; ``pose (n, 72)``
+    axis-angle radians; ``betas (n, 10)``; ``bboxes (n, 4)`` float32 cx, cy, w, h pixels (the scaled crop
+    boxes); ``frame_ids (n,)`` int64 video frames; ``frame_filled (n,)`` bool, interpolated boxes; the
+    camera-space ``trans_cam (n, 3)`` float32 metres, ``focal_length`` pixels, ``principal_point (2,)``
+    float32 pixels and ``joints2d_img (n, 49, 2)`` float32 pixels (:mod:`lib.demo.camera`); the world-frame
+    ``cam_R (n, 3, 3)``, ``global_orient_world (n, 3)`` radians and ``trans_world (n, 3)`` metres
+    (:mod:`lib.demo.world`), None until the camera motion is known. The official ``joints2d`` is always None.
+    """
+
+    pred_cam: np.ndarray
+    orig_cam: np.ndarray
+    verts: np.ndarray
+    pose: np.ndarray
+    betas: np.ndarray
+    joints3d: np.ndarray
+    bboxes: np.ndarray
+    frame_ids: np.ndarray
+    frame_filled: np.ndarray
+    trans_cam: np.ndarray
+    focal_length: float
+    principal_point: np.ndarray
+    joints2d_img: np.ndarray
+    joints2d: None = None
+    cam_R: np.ndarray | None = None
+    global_orient_world: np.ndarray | None = None
+    trans_world: np.ndarray | None = None
+
+    def to_dict(self) -> dict:
+        """The official per-person dict (``RESULT_KEYS`` in the official order), then ``frame_filled``, the
+        ``CAMERA_KEYS`` and, once set, the ``WORLD_KEYS``: one entry of ``glot_output.pkl``."""
+        keys = RESULT_KEYS + ('frame_filled',) + CAMERA_KEYS + (WORLD_KEYS if self.cam_R is not None else ())
+        return {key: getattr(self, key) for key in keys}
 
 
 @dataclass
@@ -65,18 +105,28 @@ def window_indices(length: int, seqlen: int = 16, padding: str = 'clamp') -> np.
     return np.where(inside, idx, target)
 
 
-def required_files(cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral') -> list[NeededFile]:
+def required_files(cfg, checkpoint: str | os.PathLike | None = None) -> list[NeededFile]:
     """Every file the demo reads besides its input: the GLoT weights (``checkpoint``, relative to the current
     folder, or ``TRAIN.PRETRAINED``), the SPIN checkpoint (``TRAIN.PRETRAINED_REGRESSOR``) and the SMPL assets
-    (with the ``gender`` body)."""
+    (with the ``DEMO.GENDER`` body)."""
+    gender = cfg.DEMO.GENDER
     genders = ('neutral',) if gender == 'neutral' else ('neutral', gender)
     return [glot_weights_file(cfg, checkpoint), spin_checkpoint_file(cfg), *body_model_files(cfg, genders)]
 
 
-def weight_files(cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral') -> tuple[Path, Path]:
-    """The GLoT and SPIN checkpoint paths, once every file of :func:`required_files` is checked to exist."""
-    check_files(cfg, required_files(cfg, checkpoint, gender), 'run the demo')
-    return glot_weights_file(cfg, checkpoint).path, spin_checkpoint_file(cfg).path
+@dataclass(frozen=True)
+class DemoFiles:
+    """The demo's weights, resolved and checked once (:func:`demo_files`): the GLoT and SPIN checkpoints."""
+
+    glot: Path
+    spin: Path
+
+
+def demo_files(cfg, checkpoint: str | os.PathLike | None = None) -> DemoFiles:
+    """The weight paths, once every file of :func:`required_files` is checked to exist (one report of all
+    missing ones, :func:`lib.core.files.check_files`)."""
+    glot, spin, *_ = check_files(cfg, required_files(cfg, checkpoint), 'run the demo')
+    return DemoFiles(glot, spin)
 
 
 class GLoTPredictor:
@@ -85,21 +135,20 @@ class GLoTPredictor:
     Args:
         cfg: frozen config (MODEL, SMPL files, DEMO, DEVICE, ``TRAIN.PRETRAINED_REGRESSOR`` = the SPIN
             checkpoint).
-        checkpoint: GLoT weights, relative to the current folder; default ``cfg.TRAIN.PRETRAINED``.
-        gender: SMPL body the predicted pose and shape are decoded with (verts, joints3d); the official
-            demo does the same by swapping the local head's SMPL layer.
+        files: the weights (:func:`demo_files`).
+
+    ``DEMO.GENDER`` is the SMPL body the predicted pose and shape are decoded with (verts, joints3d); the
+    official demo does the same by swapping the local head's SMPL layer.
     """
 
-    def __init__(self, cfg, checkpoint: str | os.PathLike | None = None, gender: str = 'neutral'):
-        if gender not in GENDERS:
-            raise UserError(f"unknown gender '{gender}'; choose {', '.join(GENDERS)}")
-        ckpt, spin = weight_files(cfg, checkpoint, gender)
+    def __init__(self, cfg, files: DemoFiles):
+        gender = cfg.DEMO.GENDER
         self.cfg = cfg
         self.device = resolve_device(cfg.DEVICE)
-        self.checkpoint, self.spin_checkpoint = Path(ckpt), spin
+        self.checkpoint, self.spin_checkpoint = files.glot, files.spin
         self.model = build_model(cfg).eval()
-        load_checkpoint(self.model, ckpt, cfg)
-        self.hmr = load_hmr(spin, self.device)
+        load_checkpoint(self.model, files.glot, cfg)
+        self.hmr = load_hmr(files.spin, self.device)
         # Channels-last convolutions run the ResNet ~1.5x faster on the CPU (oneDNN); same results to ~1e-6.
         self.memory_format = torch.channels_last if self.device.type == 'cpu' else torch.contiguous_format
         self.hmr.to(memory_format=self.memory_format)
@@ -162,20 +211,19 @@ class GLoTPredictor:
 
     @torch.no_grad()
     def predict(self, features: torch.Tensor, track: PersonTrack, width: int, height: int,
-                render_plain: bool = False, rows: list[int] | None = None) -> dict:
-        """Run GLoT over the windows of one track and return the official per-person dict (``RESULT_KEYS``)
-        followed by the camera-space ``CAMERA_KEYS`` (``lib/demo/camera.py``).
+                render_plain: bool = False, rows: list[int] | None = None) -> PersonResult:
+        """Run GLoT over the windows of one track and return its :class:`PersonResult`.
 
         ``features (n, 2048)``; ``width``, ``height`` of the frames. ``render_plain`` replaces the predicted
         crop camera by (1, 0, 0) before the conversion, as the official ``--render_plain``. ``rows``: only the
-        windows of these rows of the track (default all); the dict then has ``len(rows)`` rows.
+        windows of these rows of the track (default all); the result then has ``len(rows)`` rows.
         """
         return self.predict_many([(features, track, rows)], width, height, render_plain)[0]
 
     @torch.no_grad()
     def predict_many(self, items: list[tuple[torch.Tensor, PersonTrack, list[int] | None]], width: int, height: int,
-                     render_plain: bool = False) -> list[dict]:
-        """:meth:`predict` of several ``(features, track, rows)`` at once, one dict each: their windows go
+                     render_plain: bool = False) -> list[PersonResult]:
+        """:meth:`predict` of several ``(features, track, rows)`` at once, one result each: their windows go
         through GLoT together, ``DEMO.MODEL_BATCH_SIZE`` at a time (the online mode: every person of a frame in
         one batch)."""
         if not items:
@@ -202,31 +250,18 @@ class GLoTPredictor:
                 for track, *outputs in zip(tracks, *(torch.cat(x).split(counts) for x in (theta, verts, joints)))]
 
     def _person(self, track: PersonTrack, theta: torch.Tensor, verts: torch.Tensor, joints: torch.Tensor,
-                width: int, height: int, render_plain: bool) -> dict:
-        """The per-person dict of :meth:`predict` from GLoT's ``theta (m, 85)``, ``verts (m, 6890, 3)`` and
+                width: int, height: int, render_plain: bool) -> PersonResult:
+        """The :class:`PersonResult` of :meth:`predict` from GLoT's ``theta (m, 85)``, ``verts (m, 6890, 3)`` and
         ``joints (m, 49, 3)`` for the ``m`` rows of ``track``."""
         cam, pose, betas = split_theta(theta.numpy())
         pred_cam = cam.copy()
         if render_plain:
             pred_cam[:, 0], pred_cam[:, 1:] = 1.0, 0.0
-        bboxes = track.bboxes.astype(np.float64).copy()
-        bboxes[:, 2:] *= self.cfg.DEMO.BBOX_SCALE
-        orig_cam = convert_crop_cam_to_orig_img(torch.from_numpy(pred_cam).double(), torch.from_numpy(bboxes),
-                                                width, height).numpy()
+        orig_cam, bboxes = image_camera(pred_cam, track.bboxes, self.cfg.DEMO.BBOX_SCALE, width, height)
         joints3d = joints.numpy()
-        return {
-            'pred_cam': pred_cam,
-            'orig_cam': orig_cam.astype(np.float32),
-            'verts': verts.numpy(),
-            'pose': pose,
-            'betas': betas,
-            'joints3d': joints3d,
-            'joints2d': None,
-            'bboxes': bboxes.astype(np.float32),
-            'frame_ids': track.frames.astype(np.int64),
-            'frame_filled': track.filled.astype(bool),
-            **camera_outputs(joints3d, orig_cam, width, height, self.cfg.DEMO.FOCAL_LENGTH),
-        }
+        return PersonResult(pred_cam, orig_cam.astype(np.float32), verts.numpy(), pose, betas, joints3d,
+                            bboxes.astype(np.float32), track.frames.astype(np.int64), track.filled.astype(bool),
+                            **camera_outputs(joints3d, orig_cam, width, height, self.cfg.DEMO.FOCAL_LENGTH))
 
 
 def _batches(windows: list[tuple[torch.Tensor, torch.Tensor]], size: int):

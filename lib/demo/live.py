@@ -1,7 +1,7 @@
 """Live frame sources of the online mode: a camera, a stream URL or a video file read as if live.
 
-:class:`StreamSource` opens the source and checks that a frame can be read. :class:`LatestFrame` reads it on
-its own thread and publishes frames into a one-frame slot that the processing takes from, so the processing
+:class:`lib.vis.video.StreamSource` opens the source and checks that a frame can be read;
+:class:`LatestFrame` reads it on its own thread and publishes frames into a one-frame slot that the processing takes from, so the processing
 always gets the newest frame and nothing queues up:
 
 - only every ``stride``-th frame is published (one uniform stride, set by the processing side with
@@ -17,50 +17,13 @@ Each frame carries its true frame number in the source and its arrival time (``t
 """
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import urlparse
 
-import cv2
 import numpy as np
 
-from lib.core.errors import UserError
-from lib.demo.video import IMAGE_FOLDER_FPS
-
-
-class StreamSource:
-    """A camera index (``'0'``), a URL OpenCV can open, or a video file, opened and checked to give a frame.
-    ``path`` is the file (None for cameras and URLs); ``fps`` the source's rate (29.97 when it reports none);
-    ``name`` the output folder's name (the file's stem, ``camera<N>``, or the URL's last path part)."""
-
-    def __init__(self, source: str):
-        self.source = str(source)
-        self.path: Path | None = None
-        if self.source.isdigit():
-            target, self.name = int(self.source), f'camera{self.source}'
-        elif '://' in self.source:
-            target = self.source
-            self.name = re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(urlparse(self.source).path).stem) or 'stream'
-        else:
-            self.path = Path(self.source).expanduser()
-            if not self.path.is_file():
-                raise UserError(f"stream source not found: {self.path} (give a camera index, a URL or a video file)")
-            target, self.name = str(self.path), self.path.stem
-        self.capture = cv2.VideoCapture(target)
-        ok, self.first = self.capture.read() if self.capture.isOpened() else (False, None)
-        if not ok or self.first is None:
-            self.capture.release()
-            raise UserError(f"cannot read a frame from stream {self.source} (no such camera, an unreachable URL, "
-                            f"or a file OpenCV cannot decode)")
-        fps = self.capture.get(cv2.CAP_PROP_FPS)
-        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else IMAGE_FOLDER_FPS
-        self.height, self.width = self.first.shape[:2]
-
-    def close(self) -> None:
-        self.capture.release()
+from lib.vis.video import StreamSource
 
 
 @dataclass

@@ -6,6 +6,7 @@ Stages (each with a tqdm bar and a line in the timing summary):
 2. **tracking**: the SORT-style Kalman tracker with a colour cue (``lib/demo/tracking.py``), gaps filled and
    marked (``frame_filled``), tracks shorter than ``DEMO.MIN_TRACK_LEN`` (official 25) dropped and static
    tracks reported, square boxes ``(cx, cy, w, h)`` with ``w = h = max``, smoothed over time.
+   **camera**: the camera's rotation from the background, people masked out (``lib/demo/world.py``).
 3. **features**: 224 x 224 crops at ``DEMO.BBOX_SCALE`` (1.2), ImageNet-normalised, SPIN ResNet-50 features
    ``(n, 2048)`` per track, in batches of ``DEMO.FEATURE_BATCH_SIZE`` crops across tracks.
 4. **model**: GLoT on one 16-frame window per tracked frame (the frame at window index 8, the 8 frames
@@ -13,10 +14,12 @@ Stages (each with a tqdm bar and a line in the timing summary):
    the official demo.
 5. **export** (``--export glb,bvh``): each person's motion as a skinned, animated GLB and as BVH
    (``lib/demo/export/``).
-6. **render**: meshes drawn over the frames (``lib/demo/renderer.py``), written as ``<name>_glot_output.mp4``.
+6. **render**: meshes drawn over the frames (``lib/vis/overlay.py``), written as ``<name>_glot_output.mp4``.
 
-Each person's result has the official ``RESULT_KEYS`` and, beside them, the camera-space ``CAMERA_KEYS`` of
-``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``).
+Each person's result is a :class:`lib.demo.inference.PersonResult`; written to ``glot_output.pkl`` (and read by
+the exports) it becomes the official dict (``RESULT_KEYS``) with, beside them, the camera-space ``CAMERA_KEYS``
+of ``lib/demo/camera.py`` (``trans_cam``, ``focal_length``, ``principal_point``, ``joints2d_img``), then the
+world-frame ``WORLD_KEYS`` of ``lib/demo/world.py`` (``cam_R``, ``global_orient_world``, ``trans_world``).
 
 :class:`lib.demo.inference.GLoTPredictor` holds the two networks and runs stages 3-4 on given tracks;
 :func:`run_demo` runs everything for one video and writes the outputs. Outputs are only written once the input has been checked
@@ -37,51 +40,47 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from lib.core.config import ConfigError, resolve_device
+from lib.core.config import resolve_device
 from lib.core.io import atomic_write, probe_output_dir
-from lib.core.logs import LOG_FILE, captured_log
+from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.cache import StageCache, file_key, save_joblib, video_key
-from lib.demo.camera import focal_length
 from lib.demo.detection import BoxFile, build_detector, read_bbox_file
-from lib.demo.export import check_export_formats, write_exports
-from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
+from lib.demo.export import write_exports
+from lib.demo.inference import GLoTPredictor, PersonResult, PersonTrack, demo_files
 from lib.core.errors import UserError
-from lib.demo.renderer import Mesh, MeshRenderer, track_color, write_obj
 from lib.demo.appearance import box_histograms
+from lib.demo.boxes import cxcywh_to_xyxy
 from lib.demo.tracking import (Track, fill_gaps, select_tracks, smooth_boxes, square_boxes,
                                 track_detections)
-from lib.demo.video import FrameReader, VideoInfo, VideoWriter
-from lib.models.smpl import GENDERS
+from lib.demo.world import add_world_keys, camera_motion
+from lib.vis.overlay import Figure, OverlayStyle, OverlayWriter
+from lib.vis.renderer import track_color, write_obj
+from lib.vis.video import FrameReader, VideoInfo
 
 logger = logging.getLogger(__name__)
 
-STAGES = ('detection', 'tracking', 'features', 'model', 'export', 'render')
+STAGES = ('detection', 'tracking', 'camera', 'features', 'model', 'export', 'render')
 RESULTS_FILE = 'glot_output.pkl'
 
 
 @dataclass
 class DemoOptions:
-    """The demo's command-line switches (official flag names); ``detector`` None means ``DEMO.DETECTOR``."""
+    """What a run reads besides the video and writes: per-frame person boxes (``bbox_file``, instead of the
+    detector), ``glot_output.pkl``, per-frame .obj meshes, the overlay video. Every behaviour setting is a
+    ``DEMO.*`` config key (``--detector``, ``--gender``, ``--export``, ``--sideview``, ... set them)."""
 
-    detector: str | None = None
     bbox_file: str | None = None
-    tracker_batch_size: int = 12
     save_pkl: bool = True
     save_obj: bool = False
-    sideview: bool = False
-    render_plain: bool = False
-    wireframe: bool = False
     render: bool = True
-    gender: str = 'neutral'
-    export: tuple[str, ...] = ()
 
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` produced: the per-person results (``RESULT_KEYS`` + ``CAMERA_KEYS``), the files
-    written (``output_dir`` None: none), the seconds spent per stage, and the video's frame count and rate."""
+    """What :func:`run_demo` produced: the per-person results by track id, the files written (``output_dir``
+    None: none), the seconds spent per stage, and the video's frame count and rate."""
 
-    results: dict[int, dict]
+    results: dict[int, PersonResult]
     output_dir: Path | None
     files: list[Path] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -162,14 +161,16 @@ def run_demo(cfg, vid_file: str | os.PathLike, output_folder: str | os.PathLike 
     """
     with captured_log() as lines:
         result = _run_demo(cfg, vid_file, output_folder, options or DemoOptions(), checkpoint, predictor)
-    if result.output_dir is not None:     # the run's log beside its outputs, written with them
-        result.files.append(atomic_write(result.output_dir / LOG_FILE, '\n'.join(lines) + '\n'))
+    if result.output_dir is not None:     # the run's record and log beside its outputs, written with them
+        result.files += [write_run_config(result.output_dir, cfg),
+                         atomic_write(result.output_dir / LOG_FILE, '\n'.join(lines) + '\n')]
     return result
 
 
 def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, predictor) -> DemoResult:
     """The work of :func:`run_demo`, whose log it captures."""
     check_settings(cfg, options, output_folder is not None)
+    log_run(cfg, resolve_device(cfg.DEVICE), None)
     watch = _Stopwatch()
     reader = FrameReader(vid_file, fps=cfg.DEMO.FPS or None, exact_count=options.bbox_file is not None)
     info = reader.info
@@ -182,8 +183,7 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
                   'a folder of frames has none: default, set it with --fps' if info.is_folder else "the video's own")
     logger.info(f"input {info.path}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.2f} fps "
                 f"({fps_source})")
-    if predictor is None:
-        weight_files(cfg, checkpoint, options.gender)
+    files = demo_files(cfg, checkpoint) if predictor is None else None
     if output_dir is not None:
         probe_output_dir(output_dir)
     cache = StageCache((output_dir or Path()) / 'cache', enabled=cfg.DEMO.CACHE and output_dir is not None)
@@ -204,9 +204,11 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
                             for t in tracks))
     if pending is not None:
         cache.save(*pending)
+    with watch.stage('camera'):
+        motion = camera_motion(reader, _person_boxes(detections, tracks), info.width, info.height, cfg.DEMO)
     if predictor is None:
         with watch.stage('setup'):
-            predictor = GLoTPredictor(cfg, checkpoint, options.gender)
+            predictor = GLoTPredictor(cfg, files)
 
     with watch.stage('features'):
         features = _features(predictor, reader, tracks, info, cache)
@@ -214,16 +216,17 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
     with watch.stage('model'):
         for track in tqdm(tracks, desc='model', unit='track'):
             results[track.track_id] = predictor.predict(features[track.track_id], track, info.width, info.height,
-                                                        options.render_plain)
+                                                        cfg.DEMO.RENDER_PLAIN)
     report_camera_scale(results)
+    cam_R = add_world_keys(results, motion.rotations)
 
     files = []
     if options.save_pkl:
-        files.append(save_joblib(results, output_dir / RESULTS_FILE))
-    if options.export:
+        files.append(save_joblib(official_results(results), output_dir / RESULTS_FILE))
+    if cfg.DEMO.EXPORT:
         with watch.stage('export'):
-            files += write_exports(options.export, results, predictor.body_model, cfg.DEMO, info.fps, num_frames,
-                                   info.width, info.height, output_dir, name)
+            files += write_exports(tuple(cfg.DEMO.EXPORT), official_results(results), predictor.body_model, cfg.DEMO,
+                                   info.fps, num_frames, info.width, info.height, output_dir, name, cam_R)
     if options.render or options.save_obj:
         with watch.stage('render'):
             files += _render(cfg, reader, info, results, predictor.faces, output_dir, name, options, num_frames)
@@ -234,14 +237,19 @@ def _run_demo(cfg, vid_file, output_folder, options: DemoOptions, checkpoint, pr
     return result
 
 
+def official_results(results: dict[int, PersonResult]) -> dict[int, dict]:
+    """The results as ``glot_output.pkl`` holds them (and the exports read them): track id -> official dict."""
+    return {tid: res.to_dict() for tid, res in results.items()}
+
+
 def report_camera_scale(results: dict[int, dict]) -> None:
     """Warn about predictions whose weak-perspective camera scale is not positive: such a mesh is mirrored or
     a few pixels big, so it would be drawn as nothing without a word."""
     for pid, res in results.items():
-        bad = np.nonzero(res['pred_cam'][:, 0] <= 0)[0]
+        bad = np.nonzero(res.pred_cam[:, 0] <= 0)[0]
         if len(bad):
             logger.warning(f"model: person {pid}: camera scale not positive in {len(bad)} of "
-                           f"{len(res['pred_cam'])} frames (first at frame {int(res['frame_ids'][bad[0]])}); "
+                           f"{len(res.pred_cam)} frames (first at frame {int(res.frame_ids[bad[0]])}); "
                            f"those meshes are degenerate and do not show in the video")
 
 
@@ -249,14 +257,8 @@ def report_camera_scale(results: dict[int, dict]) -> None:
 def check_settings(cfg, options: DemoOptions, writes: bool) -> None:
     """Fail before any work on settings that would only be read late in the run; ``writes`` says whether
     there is an output folder."""
-    if not writes and (options.save_pkl or options.render or options.save_obj or options.export):
+    if not writes and (options.save_pkl or options.render or options.save_obj or cfg.DEMO.EXPORT):
         raise UserError("no output folder given for the results file, video, meshes or exports")
-    check_export_formats(options.export)
-    choices = {'--detector': (options.detector or cfg.DEMO.DETECTOR, ('auto', 'torchvision', 'hog')),
-               '--gender': (options.gender, GENDERS)}
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ConfigError(f"{key} '{value}' is not one of {', '.join(allowed)}")
 
 
 def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFile | None, cache: StageCache):
@@ -270,7 +272,7 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
         if every > 1:
             logger.info(f'detection: DEMO.DETECT_EVERY {every} does not apply to a --bbox_file (boxes on every frame)')
         return box_file.detections, box_file.track_ids, info.num_frames, None, None
-    kind = options.detector or cfg.DEMO.DETECTOR
+    kind = cfg.DEMO.DETECTOR
     key = {'video': video_key(info), 'detector': kind,
            'settings': {k: cfg.DEMO[k] for k in ('TORCHVISION_MODEL', 'DETECTOR_WEIGHTS', 'DETECTION_THRESHOLD',
                                                  'HOG_HIT_THRESHOLD', 'HOG_MIN_HEIGHT', 'HOG_PYRAMID_SCALE',
@@ -279,7 +281,7 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
     if cached is not None:
         logger.info('detection: reusing cached detections')
         return cached, None, len(cached), None, None
-    detector = build_detector(kind, resolve_device(cfg.DEVICE), cfg.DEMO, options.tracker_batch_size)
+    detector = build_detector(kind, resolve_device(cfg.DEVICE), cfg.DEMO, cfg.DEMO.TRACKER_BATCH_SIZE)
     if every > 1:
         logger.info(f'detection: the detector runs on 1 frame in {every} (DEMO.DETECT_EVERY {every}); the Kalman '
                     f'tracker carries the boxes over the frames in between (frame_filled True there)')
@@ -298,7 +300,7 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
             appearance.append(None)
             if index % every == 0:
                 batch.append((index, frame))
-                if len(batch) == max(1, options.tracker_batch_size):
+                if len(batch) == cfg.DEMO.TRACKER_BATCH_SIZE:
                     detect()
             bar.update(1)
         if batch:
@@ -306,6 +308,19 @@ def _detections(cfg, reader: FrameReader, options: DemoOptions, box_file: BoxFil
     if not detections:
         raise UserError(f"{info.path} has no decodable frame")
     return detections, None, len(detections), ('detections', key, detections), appearance if colour else None
+
+
+def _person_boxes(detections: list[np.ndarray | None], tracks: list[PersonTrack]) -> list[np.ndarray]:
+    """Per-frame person boxes ``(n_f, 4+)`` x1y1x2y2 for the camera stage's people mask: the detections, and on
+    the frames the detector skipped (None, ``DEMO.DETECT_EVERY``) the tracks' square boxes there."""
+    if all(d is not None for d in detections):
+        return detections
+    carried = [[] for _ in detections]
+    for t in tracks:
+        for frame, box in zip(t.frames, cxcywh_to_xyxy(t.bboxes)):
+            carried[int(frame)].append(box)
+    return [d if d is not None else np.array(boxes, dtype=np.float64).reshape(-1, 4)
+            for d, boxes in zip(detections, carried)]
 
 
 def _features(predictor: GLoTPredictor, reader: FrameReader, tracks: list[PersonTrack], info: VideoInfo,
@@ -324,53 +339,51 @@ def _features(predictor: GLoTPredictor, reader: FrameReader, tracks: list[Person
     return features
 
 
+def overlay_style(demo_cfg) -> OverlayStyle:
+    """The drawing settings of the demo's overlay videos (offline and online) from ``cfg.DEMO``."""
+    return OverlayStyle(demo_cfg.CAMERA, demo_cfg.FOCAL_LENGTH, demo_cfg.RENDER_MODE, demo_cfg.RENDER_ALPHA,
+                        demo_cfg.WIREFRAME, demo_cfg.SIDEVIEW, demo_cfg.RENDER_PLAIN)
+
+
 def _render(cfg, reader: FrameReader, info: VideoInfo, results: dict, faces: np.ndarray, output_dir: Path,
             name: str, options: DemoOptions, num_frames: int) -> list[Path]:
     per_frame: list[list[tuple[int, int]]] = [[] for _ in range(num_frames)]
     for pid, res in results.items():
-        for row, frame in enumerate(res['frame_ids']):
+        for row, frame in enumerate(res.frame_ids):
             per_frame[int(frame)].append((pid, row))
-    perspective = cfg.DEMO.CAMERA == 'perspective'
-    renderer = MeshRenderer(faces, info.width, info.height, cfg.DEMO.RENDER_MODE, cfg.DEMO.RENDER_ALPHA,
-                            options.wireframe,
-                            focal_length(cfg.DEMO.FOCAL_LENGTH, info.width, info.height) if perspective else None)
-    camera_key = 'trans_cam' if perspective else 'orig_cam'
     files = []
     video_path = output_dir / f'{name}_glot_output.mp4'
-    width = info.width * (2 if options.sideview else 1)
-    writer = VideoWriter(video_path, info.fps, (width, info.height)) if options.render else None
-    with writer if writer is not None else nullcontext(), \
+    overlay = (OverlayWriter(video_path, faces, info.width, info.height, info.fps, overlay_style(cfg.DEMO))
+               if options.render else None)
+    with overlay if overlay is not None else nullcontext(), \
             tqdm(total=num_frames, desc='render', unit='frame') as bar:
         for frame_index, frame in enumerate(reader):
             if frame_index >= num_frames:
                 break
-            people = [(pid, results[pid]['verts'][row], results[pid][camera_key][row])
-                      for pid, row in per_frame[frame_index]]
-            render_frame(renderer, writer, frame, frame_index, people, faces, output_dir, options)
+            people = [(pid, figure(results[pid], row, pid)) for pid, row in per_frame[frame_index]]
+            render_frame(overlay, frame, frame_index, people, faces, output_dir, options)
             bar.update(1)
-    if writer is not None:
+    if overlay is not None:
         files.append(video_path)
     if options.save_obj:
         files.append(output_dir / 'meshes')
     return files
 
 
-def render_frame(renderer: MeshRenderer, writer: VideoWriter | None, frame: np.ndarray, frame_index: int,
-                 people: list[tuple[int, np.ndarray, np.ndarray]], faces: np.ndarray, output_dir: Path,
-                 options: DemoOptions) -> None:
-    """The outputs of one frame: ``meshes/<id>/<frame>.obj`` (``save_obj``) and the overlay image appended to
-    ``writer`` (when given). ``people`` lists ``(track id, verts (6890, 3), camera)``, the camera of the
-    renderer's kind: ``orig_cam (4,)``, or ``trans_cam (3,)`` for a renderer with a focal length."""
+def figure(result: PersonResult, row: int, track_id: int) -> Figure:
+    """Row ``row`` of a person's results as a :class:`Figure` in the track's colour."""
+    return Figure(result.verts[row], result.orig_cam[row], result.trans_cam[row], track_color(track_id))
+
+
+def render_frame(overlay: OverlayWriter | None, frame: np.ndarray, frame_index: int,
+                 people: list[tuple[int, Figure]], faces: np.ndarray, output_dir: Path, options: DemoOptions) -> None:
+    """The outputs of one frame: ``meshes/<id>/<frame>.obj`` (``save_obj``) and the overlay image (when
+    ``overlay`` is given). ``people`` lists ``(track id, figure)``."""
     if options.save_obj:
-        for pid, verts, _ in people:
-            write_obj(output_dir / 'meshes' / f'{pid:04d}' / f'{frame_index:06d}.obj', verts, faces)
-    if writer is not None:
-        meshes = [Mesh(verts, cam, track_color(pid)) for pid, verts, cam in people]
-        base = np.zeros_like(frame) if options.render_plain else frame
-        image = renderer.render(base, meshes)
-        if options.sideview:
-            image = np.concatenate([image, renderer.render(np.zeros_like(frame), meshes, side_view=True)], axis=1)
-        writer.write(image)
+        for pid, fig in people:
+            write_obj(output_dir / 'meshes' / f'{pid:04d}' / f'{frame_index:06d}.obj', fig.verts, faces)
+    if overlay is not None:
+        overlay.write(frame, [fig for _, fig in people])
 
 
 def _remove_stale_outputs(output_dir: Path, name: str, written: list[Path]) -> None:

@@ -25,14 +25,16 @@ once per emitted frame for all its people (one batch). ``DEMO.DETECT_EVERY`` k: 
 k-th processed frame, the tracker carries the boxes in between.
 
 Outputs in ``<output_folder>/<name>/`` (``name``: the file's stem, ``camera<N>``, or the URL's last path
-part): :data:`STREAM_FILE`, JSON lines, one per person per frame, written to its final name and flushed line
-by line as results come (the one output not written atomically, so a reader can follow it live); and,
-unless ``render`` is off, ``<name>_glot_stream.mp4``, the overlay video of the processed frames encoded as
-they come (renamed into place when the stream ends). Each line holds ``frame`` (its number in the source),
-``track_id``, ``time_s`` (frame / fps), the frame whose processing released it (``emitted_at``; ``flushed``
-for the tail), the ``stride`` it was processed at, ``latency_ms`` (wall time from the frame's arrival to its
-result) and the keys of ``glot_output.pkl`` for that person and frame (``verts`` only
-with ``DEMO.STREAM_VERTS``).
+part): ``config.yaml`` and ``log.txt`` (the run record, written at the end); :data:`STREAM_FILE`, JSON
+lines, one per person per frame, written to its final name and flushed line by line as results come (the
+one output not written atomically, so a reader can follow it live); and, unless ``render`` is off,
+``<name>_glot_stream.mp4``, the overlay video of the processed frames (drawn as the offline demo's,
+:func:`lib.demo.pipeline.overlay_style`, with ``DEMO.CAMERA``) encoded as they come (renamed into place when
+the stream ends). Each line holds ``frame`` (its number in the source), ``track_id``, ``time_s`` (frame /
+fps), the frame whose processing released it (``emitted_at``; ``flushed`` for the tail), the ``stride`` it
+was processed at, ``latency_ms`` (wall time from the frame's arrival to its result) and the keys of
+``glot_output.pkl`` for that person and frame (``verts`` only with ``DEMO.STREAM_VERTS``), including the
+world-frame keys of ``lib/demo/world.py`` (causal: :class:`OnlineWorld`, over the processed frames).
 """
 from __future__ import annotations
 
@@ -51,17 +53,20 @@ import torch
 from tqdm import tqdm
 
 from lib.core.config import resolve_device
+from lib.core.dist import DistContext
 from lib.core.errors import UserError
-from lib.demo.batch import Ranks
+from lib.core.io import atomic_write, probe_output_dir
+from lib.core.logs import LOG_FILE, captured_log, log_run, write_run_config
 from lib.demo.camera import PER_PERSON_KEYS
 from lib.demo.detection import build_detector, read_bbox_file
-from lib.demo.inference import GLoTPredictor, PersonTrack, weight_files
-from lib.demo.live import LatestFrame, StreamSource
-from lib.demo.pipeline import DemoOptions, check_settings, render_frame
-from lib.demo.renderer import MeshRenderer
+from lib.demo.inference import GLoTPredictor, PersonResult, PersonTrack, demo_files
+from lib.demo.live import LatestFrame
+from lib.demo.pipeline import DemoOptions, check_settings, figure, overlay_style, render_frame
 from lib.demo.appearance import box_histograms
 from lib.demo.tracking import Tracker, square_boxes
-from lib.demo.video import VideoWriter, count_frames
+from lib.demo.world import OnlineWorld
+from lib.vis.overlay import OverlayWriter
+from lib.vis.video import StreamSource, count_frames
 
 logger = logging.getLogger(__name__)
 
@@ -70,14 +75,14 @@ STREAM_FILE = 'glot_stream.jsonl'
 
 @dataclass
 class FrameOutput:
-    """The results of one frame: ``people`` maps track id -> the per-person dict of
+    """The results of one frame: ``people`` maps track id -> the :class:`PersonResult` of
     :meth:`GLoTPredictor.predict` with one row; ``frame`` counts the pushed frames, ``emitted_at`` is the pushed
     frame that released it (``frame + L`` except for the ``flushed`` tail)."""
 
     frame: int
     emitted_at: int
     flushed: bool
-    people: dict[int, dict]
+    people: dict[int, PersonResult]
 
 
 class OnlineGLoT:
@@ -199,34 +204,41 @@ def run_stream(cfg, source: str, output_folder: str | os.PathLike = 'demo_output
     video file at its own frame rate, as a camera delivers frames (cameras and URLs always are).
 
     Raises:
-        UserError: an unreadable source, a bad box file, missing weights, a bad DEMO setting, torchrun.
+        UserError: an unreadable source, a bad box file, missing weights, a bad DEMO setting, torchrun, an
+            output folder that cannot be written (:class:`lib.core.io.OutputError`).
     """
     options = options or DemoOptions()
     check_settings(cfg, options, writes=True)
-    if Ranks.from_env().world_size > 1:
+    if DistContext.from_env().enabled:
         raise UserError('--stream runs in one process; torchrun is for --vid_file with a folder or .txt list')
     stream = StreamSource(source)
     try:
-        return _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor, realtime)
+        with captured_log() as lines:
+            log_run(cfg, resolve_device(cfg.DEVICE), None)
+            result = _run_stream(cfg, stream, Path(output_folder), options, checkpoint, predictor, realtime)
     finally:
         stream.close()
+    # the run's record and log beside its outputs
+    result.files += [write_run_config(result.output_dir, cfg),
+                     atomic_write(result.output_dir / LOG_FILE, '\n'.join(lines) + '\n')]
+    return result
 
 
 def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOptions, checkpoint,
                 predictor: GLoTPredictor | None, realtime: bool) -> StreamResult:
+    probe_output_dir(output_folder / stream.name)    # before any work or write
     boxes = None
     if options.bbox_file is not None:
         if stream.path is None:
             raise UserError('--bbox_file with --stream needs a video file as the source (frame numbers are 0-based '
                             'indices into it)')
         boxes = read_bbox_file(options.bbox_file, count_frames(stream.path), stream.width, stream.height)
-    if predictor is None:
-        weight_files(cfg, checkpoint)
+    files = demo_files(cfg, checkpoint) if predictor is None else None
     future = [f'{key} {cfg.DEMO[key]}' for key in ('BBOX_SMOOTH_SIGMA', 'FILL_GAPS', 'MIN_TRACK_LEN',
                                                     'TRACK_MIN_HITS', 'DROP_STATIC_TRACKS') if cfg.DEMO[key]]
     if future:
         logger.info(f"stream: not applied online (they need future frames): {', '.join(future)}")
-    detector = None if boxes is not None else build_detector(options.detector or cfg.DEMO.DETECTOR,
+    detector = None if boxes is not None else build_detector(cfg.DEMO.DETECTOR,
                                                              resolve_device(cfg.DEVICE), cfg.DEMO, 1)
     demo = cfg.DEMO
     # min_hits 1: a person is emitted from the first frame it is detected in (confirming it after
@@ -236,8 +248,9 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
 
     def track(frame: np.ndarray, dets: np.ndarray) -> list[tuple[int, np.ndarray]]:
         return tracker.update(dets, box_histograms(frame, dets) if demo.TRACK_APPEARANCE else None)
-    predictor = predictor or GLoTPredictor(cfg, checkpoint, options.gender)
-    online = OnlineGLoT(predictor, stream.width, stream.height, options.render_plain)
+    predictor = predictor or GLoTPredictor(cfg, files)
+    online = OnlineGLoT(predictor, stream.width, stream.height, cfg.DEMO.RENDER_PLAIN)
+    world = OnlineWorld(stream.width, stream.height, cfg.DEMO)
     if boxes is None and demo.DETECT_EVERY > 1:
         logger.info(f'stream: the detector runs on 1 processed frame in {demo.DETECT_EVERY} (DEMO.DETECT_EVERY '
                     f'{demo.DETECT_EVERY}); the tracker carries the boxes in between')
@@ -255,10 +268,8 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
     output_dir = output_folder / stream.name
     lines_path = output_dir / STREAM_FILE
     video_path = output_dir / f'{stream.name}_glot_stream.mp4'
-    renderer = MeshRenderer(predictor.faces, stream.width, stream.height, cfg.DEMO.RENDER_MODE,
-                            cfg.DEMO.RENDER_ALPHA, options.wireframe)
-    size = (stream.width * (2 if options.sideview else 1), stream.height)
-    writer = VideoWriter(video_path, stream.fps, size) if options.render else None
+    writer = (OverlayWriter(video_path, predictor.faces, stream.width, stream.height, stream.fps,
+                            overlay_style(cfg.DEMO)) if options.render else None)
     pending: deque = deque()  # (frame number, image, arrival time, stride) of the processed frames not emitted yet
     latencies, latency_strides, steps, frame_ids, strides = [], [], [], [], []
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -274,18 +285,19 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
         index, image, arrived, stride = pending.popleft()
         now = time.perf_counter()
         people = []
+        world.add_world_keys(out.frame, out.people)
         for tid, person in out.people.items():
             latencies.append((now - arrived) * 1000)
             latency_strides.append(window_stride)
             record = {'frame': index, 'track_id': tid, 'time_s': index / stream.fps, 'emitted_at': released_by,
                       'flushed': out.flushed, 'stride': stride, 'latency_ms': round(latencies[-1], 3)}
             record.update({key: np.asarray(value if key in PER_PERSON_KEYS else value[0]).tolist()
-                           for key, value in person.items() if value is not None and key != 'frame_ids'
+                           for key, value in person.to_dict().items() if value is not None and key != 'frame_ids'
                            and (key != 'verts' or cfg.DEMO.STREAM_VERTS)})
             lines.write(json.dumps(record) + '\n')
-            people.append((tid, person['verts'][0], person['orig_cam'][0]))
+            people.append((tid, figure(person, 0, tid)))
         lines.flush()
-        render_frame(renderer, writer, image, index, people, predictor.faces, output_dir, options)
+        render_frame(writer, image, index, people, predictor.faces, output_dir, options)
 
     start = time.perf_counter()
     try:
@@ -297,7 +309,9 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
                     pending.append((arrival.index, arrival.image, arrival.time, arrival.stride))
                     frame_ids.append(arrival.index)
                     strides.append(arrival.stride)
-                    out = online.push(arrival.image, tracked(arrival.index, arrival.image))
+                    people_boxes = tracked(arrival.index, arrival.image)
+                    world.update(arrival.image, np.array([box[:4] for _, box in people_boxes]).reshape(-1, 4))
+                    out = online.push(arrival.image, people_boxes)
                     if out is not None:
                         emit(out, lines)
                     seconds = time.perf_counter() - taken

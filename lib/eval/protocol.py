@@ -23,6 +23,17 @@ Two protocols come out of the one forward pass (``EVAL.PROTOCOLS``):
 
 With ``EVAL.GENDERED_MPVPE`` (3DPW), rows ``<protocol>_gendered`` add MPVPE against ground-truth vertices of
 the subject's gendered SMPL (genders from the raw 3DPW sequence files); their other metrics are empty.
+
+The released script's options (``evaluate.py --seq / --filter / --plot``):
+
+- ``sequences``: only the sequences whose name contains that text (the official substring match);
+- ``slerp_filter``: each row's predicted rotations, in that row's frame order, go through MEVA's slerp filter
+  per joint over each sequence (:mod:`lib.eval.smoothing`), and SMPL of the smoothed rotations (predicted
+  betas) gives the scored joints. ``official`` keeps the released script's quirk: its MPVPE is computed from
+  the *unsmoothed* vertices (it assigns the smoothed ones to a misspelt variable); ``corrected`` also smooths
+  the vertices. MPI-INF-3DHP, where the released script fails (no ``J_regressor`` there), takes the 17 test
+  joints of the 49 SPIN joints of the smoothed body, as without the filter;
+- :func:`official_accel_curve`: the per-time-step curve the released ``--plot`` draws.
 """
 from __future__ import annotations
 
@@ -35,7 +46,9 @@ from tqdm import tqdm
 
 from lib.core.errors import UserError
 from lib.dataset.eval_sequences import EvalFrames, select_test_frames
-from lib.models.params import smpl_from_axis_angle, split_theta
+from lib.eval.smoothing import filter_sequences
+from lib.models.params import smpl_from_axis_angle, smpl_from_rotmat, split_theta
+from lib.utils.joints import H36M_TO_J14
 from lib.utils.metrics import M_TO_MM, accel_error, joint_errors, per_vertex_error, scored_joints
 
 METRICS = ('pa_mpjpe', 'mpjpe', 'mpvpe', 'accel_err')
@@ -110,6 +123,8 @@ class EvalResult:
         frame_errors: row -> metric -> ``(M,)`` per-position values in mm (NaN: not scored; accel: NaN on
             the first and last frame of each sequence).
         predictions: the forward pass's outputs (only with ``keep_predictions``).
+        accel_curves: row (protocol) -> ``(M,)`` :func:`official_accel_curve` values in mm/frame^2 (NaN on the
+            first and last frame of each sequence).
     """
 
     dataset: str
@@ -120,6 +135,7 @@ class EvalResult:
     frames: EvalFrames
     frame_errors: dict[str, dict[str, np.ndarray]]
     predictions: Predictions | None = None
+    accel_curves: dict[str, np.ndarray] | None = None
 
 
 class Evaluator:
@@ -136,11 +152,14 @@ class Evaluator:
         protocols: subset of ``('official', 'corrected')``.
         seqlen: window length T.
         progress: show a tqdm bar.
+        filter_smpl: the model's (neutral) SMPL layer: smooth the predicted rotations with the official slerp
+            filter and re-pose this body with them (``evaluate.py --filter``); None: no filter.
     """
 
     def __init__(self, model: torch.nn.Module, device: torch.device, j_regressor: torch.Tensor | None = None,
                  smpl: torch.nn.Module | None = None, gendered_smpl: dict | None = None, batch_size: int = 256,
-                 protocols=PROTOCOLS, seqlen: int = 16, progress: bool = True):
+                 protocols=PROTOCOLS, seqlen: int = 16, progress: bool = True,
+                 filter_smpl: torch.nn.Module | None = None):
         unknown = set(protocols) - set(PROTOCOLS)
         if unknown or not protocols:
             raise ValueError(f"protocols must be a non-empty subset of {PROTOCOLS}, got {list(protocols)}")
@@ -154,9 +173,10 @@ class Evaluator:
         self.protocols = tuple(p for p in PROTOCOLS if p in protocols)
         self.seqlen = seqlen
         self.progress = progress
+        self.filter_smpl = None if filter_smpl is None else filter_smpl.to(self.device)
 
     def evaluate(self, dataset: str, db: dict, genders: np.ndarray | None = None,
-                 keep_predictions: bool = False) -> EvalResult:
+                 keep_predictions: bool = False, sequences: str = '') -> EvalResult:
         """Evaluate test set ``dataset`` stored in ``db``.
 
         Args:
@@ -164,14 +184,19 @@ class Evaluator:
             db: the test database dict (official keys).
             genders: ``(N,)`` 'm'/'f' per DB row, for the gendered-MPVPE rows (3DPW); None skips them.
             keep_predictions: return the predictions and frames too (rendering).
+            sequences: only the sequences whose name contains this text (``--seq``); '' keeps all.
         """
         spec = EVAL_SETS[dataset]
         frames = select_test_frames(db, spec.scored_key, self.seqlen)
+        if sequences:
+            frames = only_sequences(frames, sequences)
         if frames.num_frames == 0:
-            raise UserError(f"nothing to evaluate: no sequence of the {spec.label} test set has {self.seqlen} valid "
-                            "frames (check the database's 'valid' flags and sequence lengths)")
+            which = f"whose name contains '{sequences}' " if sequences else ''
+            raise UserError(f"nothing to evaluate: no sequence of the {spec.label} test set {which}has {self.seqlen} "
+                            "valid frames (check the database's 'valid' flags and sequence lengths, or --seq)")
         gt = ground_truth_joints(db, spec, frames.rows)
-        preds = self.predict(db, spec, frames, genders, keep_rotations=keep_predictions)
+        filtering = self.filter_smpl is not None
+        preds = self.predict(db, spec, frames, genders, keep_rotations=keep_predictions or filtering)
         bad = ~torch.isfinite(preds.joints.reshape(frames.num_frames, -1)).all(dim=1)
         if bad.any():
             pos = int(bad.nonzero()[0])
@@ -180,15 +205,24 @@ class Evaluator:
                             f"sequence {frames.names[seq]} frame {pos - frames.starts[seq]}; nothing was written "
                             "(check the checkpoint and the database features)")
         pred = scored_joints(preds.joints, spec.lsp_joints)
-        rows = {}
+        rows, curves = {}, {}
         for protocol in self.protocols:
             order = frames.official_order if protocol == 'official' else np.arange(frames.num_frames)
-            rows[protocol] = _joint_errors(pred[torch.from_numpy(order)], gt, frames)
-            if protocol in preds.vertex_errors:
-                rows[protocol]['mpvpe'] = preds.vertex_errors[protocol]
-            gendered = protocol + GENDERED_SUFFIX
-            if gendered in preds.vertex_errors:
-                rows[gendered] = {'mpvpe': preds.vertex_errors[gendered]}
+            vertex_errors = {suffix: preds.vertex_errors[protocol + suffix] for suffix in ('', GENDERED_SUFFIX)
+                             if protocol + suffix in preds.vertex_errors}
+            if filtering:
+                joints, smoothed_errors = self._filtered(db, spec, frames, genders, preds, order,
+                                                         smooth_vertices=protocol == 'corrected')
+                pred_row = scored_joints(joints, spec.lsp_joints)
+                vertex_errors.update(smoothed_errors)
+            else:
+                pred_row = pred[torch.from_numpy(order)]
+            rows[protocol] = _joint_errors(pred_row, gt, frames)
+            curves[protocol] = official_accel_curve(pred_row, gt, frames)
+            if '' in vertex_errors:
+                rows[protocol]['mpvpe'] = vertex_errors['']
+            if GENDERED_SUFFIX in vertex_errors:
+                rows[protocol + GENDERED_SUFFIX] = {'mpvpe': vertex_errors[GENDERED_SUFFIX]}
         frame_errors = {row: {metric: np.where(frames.scored, values[metric] * M_TO_MM, np.nan)
                               for metric in METRICS if metric in values} for row, values in rows.items()}
         summary, sequences = _aggregate(frame_errors, frames)
@@ -196,7 +230,36 @@ class Evaluator:
         return EvalResult(dataset=dataset, summary=summary, sequences=sequences,
                           num_frames=int(frames.scored.sum()), num_sequences=int((seq_scored > 0).sum()),
                           frames=frames, frame_errors=frame_errors,
-                          predictions=preds if keep_predictions else None)
+                          predictions=preds if keep_predictions else None, accel_curves=curves)
+
+    @torch.inference_mode()
+    def _filtered(self, db: dict, spec: EvalSetSpec, frames: EvalFrames, genders: np.ndarray | None,
+                  preds: Predictions, order: np.ndarray, smooth_vertices: bool):
+        """``--filter`` for one row: the rotations in the row's ``order`` (position -> frame) smoothed per sequence
+        (:func:`lib.eval.smoothing.filter_sequences`), SMPL re-posed with them and the predicted betas.
+
+        Returns ``kp_3d (M, J, 3)`` by position (14 LSP joints from ``J_regressor_h36m``, or the 49 SPIN joints)
+        and, when ``smooth_vertices``, row suffix -> ``(M,)`` MPVPE of the smoothed vertices in metres.
+        """
+        dev = self.device
+        rotmat = filter_sequences(preds.rotmat.numpy()[order], frames.starts, frames.lengths)
+        betas = preds.betas[torch.from_numpy(order)]
+        gt_meshes = self._gt_meshes(db, spec, frames, genders) if smooth_vertices else {}
+        errors = {suffix: torch.zeros(frames.num_frames, dtype=torch.float64) for suffix in gt_meshes}
+        j14 = self.j_regressor[list(H36M_TO_J14)] if spec.lsp_joints else None
+        joints = None
+        for start in range(0, frames.num_frames, self.batch_size):
+            stop = min(start + self.batch_size, frames.num_frames)
+            out = smpl_from_rotmat(self.filter_smpl, betas[start:stop].to(dev),
+                                   torch.from_numpy(rotmat[start:stop]).to(dev))
+            kp_3d = out.joints if j14 is None else torch.matmul(j14, out.vertices)   # (14, V) @ (B, V, 3)
+            if joints is None:
+                joints = torch.empty(frames.num_frames, kp_3d.shape[1], 3)
+            joints[start:stop] = kp_3d.float().cpu()
+            positions = torch.arange(start, stop, device=dev)
+            for suffix, gt_vertices in gt_meshes.items():
+                errors[suffix][start:stop] = per_vertex_error(out.vertices, gt_vertices(positions)).double().cpu()
+        return joints, {suffix: e.numpy() for suffix, e in errors.items()}
 
     @torch.inference_mode()
     def predict(self, db: dict, spec: EvalSetSpec, frames: EvalFrames, genders: np.ndarray | None = None,
@@ -295,6 +358,37 @@ def _gendered_vertices_fn(models: dict, pose: torch.Tensor, shape: torch.Tensor,
                 out[mask] = verts
         return out
     return vertices
+
+
+def only_sequences(frames: EvalFrames, text: str) -> EvalFrames:
+    """The frames of the sequences whose name contains ``text`` (the released ``--seq`` rule), renumbered."""
+    keep = [s for s, name in enumerate(frames.names) if text in name]
+    lengths = frames.lengths[keep]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if keep else np.zeros(0, np.int64)
+    old = [np.arange(frames.starts[s], frames.starts[s] + frames.lengths[s]) for s in keep]
+    pos = np.concatenate(old) if old else np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - frames.starts[keep], lengths)       # old position + shift = new position
+    return EvalFrames(names=[frames.names[s] for s in keep], starts=starts, lengths=lengths, rows=frames.rows[pos],
+                      seq_id=np.repeat(np.arange(len(keep)), lengths),
+                      windows=frames.windows[pos] + shift[:, None] if pos.size else frames.windows[:0],
+                      official_order=frames.official_order[pos] + shift, scored=frames.scored[pos])
+
+
+def official_accel_curve(pred: torch.Tensor, gt: torch.Tensor, frames: EvalFrames) -> np.ndarray:
+    """The curve of the released ``--plot``: per interior position p of each sequence, ``|a(pred) - a(gt)|`` in
+    mm/frame^2, where ``a`` is the mean over joints of the acceleration's length ``|x[p+1] - 2 x[p] + x[p-1]|``
+    (computed as a difference of velocities, float32, as released). Note: a difference of magnitudes, not the
+    ``accel_err`` metric (the magnitude of the difference). ``pred``, ``gt``: ``(M, J, 3)`` centred, metres, by
+    position; NaN on the first and last frame of each sequence."""
+    curve = np.full(frames.num_frames, np.nan)
+    for start, n in zip(frames.starts.tolist(), frames.lengths.tolist()):
+        magnitude = []
+        for joints in (pred[start:start + n], gt[start:start + n]):
+            x = joints.float().numpy()
+            velocity = x[1:] - x[:-1]
+            magnitude.append(np.linalg.norm(velocity[1:] - velocity[:-1], axis=2).mean(axis=1))
+        curve[start + 1:start + n - 1] = np.abs(magnitude[0] - magnitude[1]) * M_TO_MM
+    return curve
 
 
 def _joint_errors(pred: torch.Tensor, gt: torch.Tensor, frames: EvalFrames) -> dict[str, np.ndarray]:

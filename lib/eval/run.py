@@ -6,17 +6,19 @@ import logging
 import os
 import pickle
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lib.core.config import db_path, resolve_device, resolve_path
+from lib.core.config import resolve_device, resolve_path
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, check_files, database_file, glot_weights_file
-from lib.core.io import prepare_output_dir
-from lib.core.logs import log_file
+from lib.core.io import prepare_output_dir, probe_output_dir
+from lib.core.logs import log_file, log_run, write_run_config
 from lib.dataset.db import load_db
 from lib.dataset.eval_sequences import as_str
+from lib.eval.plots import PLOT_DIR, write_accel_plots
 from lib.eval.protocol import EVAL_SETS, EvalResult, EvalSetSpec, Evaluator
 from lib.eval.render import dataset_image_paths, render_predictions
 from lib.eval.report import format_table, write_results
@@ -46,20 +48,43 @@ def default_output_dir(cfg, dataset: str) -> Path:
     return Path(cfg.OUTPUT_DIR) / cfg.EXP_NAME / f'eval_{dataset}'
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """The released evaluate.py's options.
+
+    Attributes:
+        seq: only sequences whose name contains this text ('' = all).
+        slerp_filter: smooth the predicted rotations (MEVA's slerp filter, :mod:`lib.eval.smoothing`).
+        plot: write the per-sequence acceleration-error plots (:mod:`lib.eval.plots`).
+        render: draw the meshes over the dataset frames; render_plain: on a black background (implies render).
+        frame: first frame number rendered.
+    """
+
+    seq: str = ''
+    slerp_filter: bool = False
+    plot: bool = False
+    render: bool = False
+    render_plain: bool = False
+    frame: int = 0
+
+
 def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = None, render: bool = False,
-                   cfg_file: str | None = None, progress: bool = True) -> EvalResult:
+                   cfg_file: str | None = None, progress: bool = True,
+                   options: EvalOptions = EvalOptions()) -> EvalResult:
     """Evaluate ``cfg``'s checkpoint (``TRAIN.PRETRAINED``) on test set ``dataset``; print the table and write
     the result files (:func:`write_results`) into ``output_dir``.
 
-    Every input (dataset name, checkpoint, database, SMPL and regressor files, renderer) is checked before the
-    forward pass; a bad one raises UserError and no result file is written.
+    The output folder is probed first (:func:`lib.core.io.probe_output_dir`), then every input (dataset name,
+    checkpoint, database, SMPL and regressor files, renderer) is checked before the forward pass; a bad one
+    raises UserError and no result file is written. ``render`` is the same as ``options.render``.
     """
+    render = render or options.render or options.render_plain
     spec = eval_set_spec(dataset)
     protocols = list(cfg.EVAL.PROTOCOLS)
     gendered = bool(cfg.EVAL.GENDERED_MPVPE) and spec.mpvpe
-    check_files(cfg, required_files(cfg, spec, gendered), 'evaluate')
-    ckpt = resolve_path(cfg, cfg.TRAIN.PRETRAINED)
-    db_file = db_path(cfg, spec.files_key, 'TEST')
+    out_dir = Path(output_dir) if output_dir else default_output_dir(cfg, dataset)
+    probe_output_dir(out_dir)    # an output folder that cannot be written fails first, creating nothing
+    ckpt, db_file, *_ = check_files(cfg, required_files(cfg, spec, gendered), 'evaluate')
     device = resolve_device(cfg.DEVICE)
     model = build_model(cfg)
     load_checkpoint(model, ckpt, cfg)
@@ -73,23 +98,34 @@ def run_evaluation(cfg, dataset: str, output_dir: str | os.PathLike | None = Non
     if render:
         image_paths = dataset_image_paths(cfg, dataset, db)
 
-    out_dir = prepare_output_dir(Path(output_dir) if output_dir else default_output_dir(cfg, dataset))
+    prepare_output_dir(out_dir)
     with log_file(out_dir):
+        log_run(cfg, device, out_dir)
+        write_run_config(out_dir, cfg)
         start = time.perf_counter()
         evaluator = Evaluator(model, device, j_regressor=j_regressor, smpl=smpl, gendered_smpl=gendered_smpl,
                               batch_size=cfg.EVAL.BATCH_SIZE, protocols=protocols, seqlen=cfg.DATASET.SEQLEN,
-                              progress=progress)
-        result = evaluator.evaluate(dataset, db, genders=genders, keep_predictions=render)
+                              progress=progress, filter_smpl=model.smpl if options.slerp_filter else None)
+        result = evaluator.evaluate(dataset, db, genders=genders, keep_predictions=render, sequences=options.seq)
         seconds = time.perf_counter() - start
         info = {'dataset': dataset, 'checkpoint': str(ckpt), 'config': cfg_file, 'database': str(db_file),
                 'device': str(device), 'frames': result.num_frames, 'sequences': result.num_sequences,
-                'protocols': protocols, 'seconds': round(seconds, 3)}
+                'protocols': protocols, 'seq': options.seq, 'filter': options.slerp_filter,
+                'seconds': round(seconds, 3)}
         write_results(result, out_dir, info)
-        print(format_table(result))
+        table = format_table(result)
+        print(table)
+        logger.info('results:\n%s', table, extra={'file_only': True})
+        if options.slerp_filter:
+            print('(--filter: slerp-smoothed rotations; the official row scores MPVPE on the unsmoothed vertices, '
+                  'as the released script does; corrected smooths them too)')
         logger.info('results written to %s', out_dir)
+        if options.plot:
+            plots = write_accel_plots(result, out_dir)
+            logger.info('%d acceleration-error plots in %s', len(plots), out_dir / PLOT_DIR)
         if render:
             videos = render_predictions(cfg, result, image_paths, db, model.smpl, out_dir / 'render',
-                                        progress=progress)
+                                        progress=progress, plain=options.render_plain, start_frame=options.frame)
             logger.info('%d rendered videos in %s', len(videos), out_dir / 'render')
     return result
 

@@ -19,6 +19,13 @@ Non-finite weights are refused at the door, naming the entry.
 
 ``save_checkpoint`` writes the official layout, including the SMPL buffers, zero dummy parameters and dead
 weights (zeros if the model has none), so the official code can load our files with ``strict=True``.
+
+Optimizer state, both ways: the official trainer's Adam runs over all 177 tensors of ``generator.parameters()``,
+the 6 SMPL dummy parameters included (they never get a gradient, so Adam keeps no state for them); ours runs
+over the model's 171. ``gen_optimizer`` is written indexed as the official 177 (:func:`official_optimizer_state`,
+``step`` as a Python number as torch 1.4 wrote it), so the official ``resume_pretrained`` loads it, and
+:func:`load_optimizer_state` reads both that and our earlier 171-entry files. ``performance`` is written as the
+official ``numpy.float64`` (``inf`` before the first validation, the official "no best yet").
 """
 from __future__ import annotations
 
@@ -27,11 +34,12 @@ import os
 from collections import OrderedDict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn as nn
 
-from lib.core.checks import config_differences
-from lib.core.config import load_config_text
+from lib.core.checks import config_value
+from lib.core.config import load_config_text, stored_config_changes
 from lib.core.errors import UserError
 from lib.core.io import atomic_path
 
@@ -117,12 +125,31 @@ def _listing(kind: str, names: list[str], limit: int = 4) -> str:
     return f"{len(names)} {kind} ({', '.join(names[:limit])}{more})"
 
 
+def stored_architecture(cfg_file: str | None, path: str | os.PathLike | None) -> list[str]:
+    """``KEY VALUE`` overrides of the :data:`ARCHITECTURE_KEYS` stored in our checkpoint ``path``, to build its
+    model when no config file (``--cfg``) is given; none when ``cfg_file`` is given.
+
+    Raises:
+        CheckpointError: neither given, an unreadable file, or an official checkpoint (it stores no config).
+    """
+    if cfg_file:
+        return []
+    if not path:
+        raise CheckpointError("give --cfg (the YAML the checkpoint was trained with), or --checkpoint with one of "
+                              "our checkpoints (they store their config)")
+    ckpt = read_checkpoint(path)
+    if not ckpt.get('config'):
+        raise CheckpointError(f"{path} stores no config (an official checkpoint): pass the official YAML it was "
+                              f"trained with, e.g. --cfg configs/repr_table1_3dpw.yaml")
+    stored = load_config_text(ckpt['config'])
+    values = {key: config_value(stored, key) for key in ARCHITECTURE_KEYS}
+    return [item for key, value in values.items() if value is not None for item in (key, repr(value))]
+
+
 def check_architecture(ckpt: dict, cfg, path: str | os.PathLike) -> None:
     """Refuse ``cfg`` when its :data:`ARCHITECTURE_KEYS` differ from the config stored in ``ckpt`` (one line
     naming them); a checkpoint without a stored config (official) passes."""
-    if not ckpt.get('config'):
-        return
-    changes = config_differences(load_config_text(ckpt['config']), cfg, ARCHITECTURE_KEYS)
+    changes = stored_config_changes(ckpt.get('config'), cfg, ARCHITECTURE_KEYS)
     if changes:
         raise CheckpointError(f"{path} was trained with another architecture than this config describes: "
                               f"{'; '.join(changes)}; pass the config it was trained with (--cfg)")
@@ -215,6 +242,63 @@ def official_state_dict(model: nn.Module) -> OrderedDict:
     return out
 
 
+def official_parameter_names(model: nn.Module) -> list[str]:
+    """Names of the official ``generator.parameters()`` in their order (177 for the default model): the model's
+    parameters with each SMPL copy's dummy parameters where the official model holds them."""
+    own = {name for name, _ in _unwrap(model).named_parameters()}
+    return [key for key in official_state_dict(model) if key in own or _is_smpl_dummy(key)]
+
+
+def _is_smpl_dummy(key: str) -> bool:
+    return any(key.startswith(p) and key[len(p):] in SMPL_DUMMY_PARAMS for p in OFFICIAL_SMPL_PREFIXES)
+
+
+def _reindexed(state: dict, index_map: dict[int, int], num_params: int) -> dict:
+    """Optimizer ``state`` (one param group) with parameter ``i`` renumbered ``index_map[i]`` (dropped when not
+    in it) and the group covering ``range(num_params)``."""
+    group = dict(state['param_groups'][0])
+    group['params'] = list(range(num_params))
+    per_param = {index_map[i]: dict(v) for i, v in state['state'].items() if i in index_map}
+    return {'state': per_param, 'param_groups': [group]}
+
+
+def official_optimizer_state(model: nn.Module, state: dict) -> dict:
+    """The state_dict of an optimizer built over ``model.parameters()`` (one group), indexed as the official
+    trainer's Adam over the 177 ``generator.parameters()``; ``step`` as a Python number (torch 1.4). Kept as
+    it is when it has several groups or the model lacks the unused official weights (no official layout)."""
+    own = [name for name, _ in _unwrap(model).named_parameters()]
+    names = official_parameter_names(model)
+    if len(state.get('param_groups', ())) != 1 or not set(UNUSED_WEIGHTS) <= set(own):
+        return state
+    position = {name: i for i, name in enumerate(names)}
+    out = _reindexed(state, {i: position[name] for i, name in enumerate(own)}, len(names))
+    for entry in out['state'].values():
+        step = entry.get('step')
+        if isinstance(step, torch.Tensor) and step.numel() == 1:
+            entry['step'] = int(step.item()) if float(step.item()).is_integer() else step.item()
+    return out
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, model: nn.Module, state: dict) -> None:
+    """Load a ``gen_optimizer`` entry, official layout (177 parameters, from the official trainer or
+    :func:`official_optimizer_state`) or ours (one entry per ``model.parameters()``), into ``optimizer``
+    (built over ``model.parameters()``). Raises ValueError when it fits neither."""
+    own = [name for name, _ in _unwrap(model).named_parameters()]
+    groups = state.get('param_groups', ())
+    if len(groups) == 1 and len(groups[0]['params']) != len(own):
+        names = official_parameter_names(model)
+        if len(groups[0]['params']) != len(names):
+            raise ValueError(f"optimizer state covers {len(groups[0]['params'])} parameters; this model has "
+                             f"{len(own)} ({len(names)} in the official layout)")
+        position = {name: i for i, name in enumerate(own)}
+        saved_index = {p: k for k, p in enumerate(groups[0]['params'])}
+        index_map = {saved_index[p]: position[name] for p, name in zip(groups[0]['params'], names)
+                     if name in position}
+        state = _reindexed({'state': {saved_index[i]: v for i, v in state['state'].items()},
+                            'param_groups': groups}, index_map, len(own))
+    optimizer.load_state_dict(state)
+
+
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, epoch: int = 0, performance=None,
                     gen_optimizer=None, **extra) -> Path:
     """Write ``{epoch, gen_state_dict, performance, gen_optimizer, **extra}`` to ``path`` atomically (a
@@ -222,13 +306,19 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, epoch: int = 0
     checkpoint behind.
 
     Args:
-        gen_optimizer: an optimizer or its state_dict (None if not training).
+        performance: a number, written as the official ``numpy.float64`` (None stays None).
+        gen_optimizer: an optimizer or its state_dict over ``model.parameters()`` (None if not training),
+            written in the official layout (:func:`official_optimizer_state`).
         extra: more entries (scheduler state, RNG states, config, ...).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if hasattr(gen_optimizer, 'state_dict'):
         gen_optimizer = gen_optimizer.state_dict()
+    if gen_optimizer is not None:
+        gen_optimizer = official_optimizer_state(model, gen_optimizer)
+    if performance is not None:
+        performance = np.float64(performance)
     ckpt = {'epoch': epoch, 'gen_state_dict': official_state_dict(model), 'performance': performance,
             'gen_optimizer': gen_optimizer, **extra}
     with atomic_path(path) as tmp, open(tmp, 'wb') as f:

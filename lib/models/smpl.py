@@ -23,6 +23,7 @@ from smplx import SMPLLayer
 from smplx.lbs import vertices2joints
 from smplx.utils import SMPLOutput, Struct
 
+from lib.core.checks import GENDERS
 from lib.core.config import resolve_path
 from lib.core.errors import UserError
 from lib.core.files import BASE_DATA_SOURCE, SMPL_SOURCES, smpl_model_path
@@ -30,7 +31,6 @@ from lib.utils.joints import NUM_EXTRA_JOINTS, SMPL_54_TO_SPIN_49
 
 NUM_BETAS = 10
 NUM_VERTICES = 6890
-GENDERS = ('neutral', 'male', 'female')
 
 
 class _ChumpyStub:

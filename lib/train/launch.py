@@ -5,6 +5,12 @@ schedule and loaders, then :meth:`lib.train.loop.Trainer.fit`.
 ``log.txt``, TensorBoard events and the checkpoints. Resume (``TRAIN.RESUME`` = a path, or ``auto`` = this
 experiment's ``checkpoint.pth.tar`` if present) continues a run exactly (see :mod:`lib.train.loop`).
 
+Before anything touches the output folder, the main process probes it (:func:`lib.core.io.probe_output_dir`): a
+read-only folder or mount, a path through a file or a full disk stops the run in one line. A folder holding an
+earlier run's checkpoint is refused for a fresh start; a folder whose earlier run left no checkpoint (it was
+stopped before writing its first one) does not block anything: a fresh start or ``auto`` starts afresh, and
+that run's ``config.yaml``, ``log.txt`` and TensorBoard events move to ``earlier_<time>/`` beside the new ones.
+
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the model runs in DistributedDataParallel (NCCL on GPUs,
 gloo on CPU). Every rank draws the same global batch of ``TRAIN.BATCH_SIZE`` clips (the single-process batch)
 and computes only its own share of the 2D and of the 3D clips; gradients are averaged. Validation windows are
@@ -15,28 +21,26 @@ from __future__ import annotations
 import logging
 import math
 import os
-import platform
 import signal
-import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.distributed as dist
 
-from lib.core.checks import config_differences
-from lib.core.config import ConfigError, load_config_text
+from lib.core.config import ConfigError, stored_config_changes
+from lib.core.dist import DistContext, all_gather, init_process, leave_group
 from lib.core.errors import UserError
 from lib.core.files import NeededFile, body_model_files, database_file, spin_checkpoint_file
 from lib.core.files import check_files as check_needed_files
-from lib.core.io import RunLock, atomic_write, prepare_output_dir
-from lib.core.logs import log_file
+from lib.core.io import RunLock, prepare_output_dir, probe_output_dir
+from lib.core.logs import LOG_FILE, log_file, log_run, write_run_config
 from lib.dataset.loaders import batch_split, build_train_loaders, build_val_dataset
 from lib.models import build_model
 from lib.models.checkpoint import read_checkpoint
 from lib.models.smpl import load_h36m_regressor
-from lib.train.distributed import DistContext, RankShare, all_gather, init_distributed
+from lib.train.distributed import RankShare
 from lib.train.loop import BEST_CHECKPOINT, CHECKPOINT, Trainer
 from lib.train.loss import build_loss
 from lib.train.rng import seed_everything
@@ -45,6 +49,7 @@ from lib.train.schedule import build_lr_scheduler
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ('Adam', 'AdamW', 'SGD')
+OUTPUT_FIX = 'set OUTPUT_DIR to a folder that can be written'   # what an unwritable output folder error says
 # What a resumed run must keep: the architecture, the data mix and the batch layout (the saved loader position
 # and RNG states only mean the same clips under them). Everything else (END_EPOCH, learning rates, workers,
 # device, validation settings, ...) may change on resume.
@@ -73,14 +78,25 @@ def resume_path(cfg, out_dir: Path, required: bool = False) -> Path | None:
         if path.is_file() and value == 'auto':
             return path
         if required:
-            raise UserError(f"--resume: nothing to resume, {path} does not exist; run without --resume to start "
-                            "afresh (or name a checkpoint with TRAIN.RESUME PATH)")
+            raise UserError(f"--resume: nothing to resume, {_why_no_checkpoint(out_dir)}; run without --resume "
+                            "to start afresh (or name a checkpoint with TRAIN.RESUME PATH)")
         return None
     path = Path(value).expanduser()
     if not path.is_file():
         raise UserError(f"TRAIN.RESUME checkpoint not found: {path} (use 'auto' for {out_dir / CHECKPOINT}, "
                         "or '' to start afresh)")
     return path
+
+
+def _why_no_checkpoint(out_dir: Path) -> str:
+    """Why ``out_dir`` has no checkpoint to resume, for the --resume refusal."""
+    if (out_dir / BEST_CHECKPOINT).is_file():
+        return (f"{out_dir} holds {BEST_CHECKPOINT} but no {CHECKPOINT} (continue from the best model with "
+                f"TRAIN.RESUME {out_dir / BEST_CHECKPOINT}, or move it away to start afresh)")
+    if earlier_run_logs(out_dir):
+        return (f"the earlier run in {out_dir} left no checkpoint (it was stopped before writing its first "
+                "one; a fresh start sets its logs aside, deleting nothing)")
+    return f"{out_dir / CHECKPOINT} does not exist"
 
 
 def required_files(cfg, fresh: bool) -> list[NeededFile]:
@@ -97,19 +113,34 @@ def required_files(cfg, fresh: bool) -> list[NeededFile]:
     return files
 
 
-def earlier_run_files(out_dir: Path) -> list[Path]:
-    """Files of an earlier run in ``out_dir`` (checkpoint, best model, TensorBoard events)."""
-    names = [out_dir / CHECKPOINT, out_dir / BEST_CHECKPOINT]
+def earlier_checkpoints(out_dir: Path) -> list[Path]:
+    """The checkpoints of an earlier run in ``out_dir`` (``checkpoint.pth.tar``, ``model_best.pth.tar``)."""
+    return [p for p in (out_dir / CHECKPOINT, out_dir / BEST_CHECKPOINT) if p.is_file()]
+
+
+def earlier_run_logs(out_dir: Path) -> list[Path]:
+    """What an earlier run that wrote no checkpoint left in ``out_dir``: config, log, TensorBoard events."""
+    names = [out_dir / 'config.yaml', out_dir / LOG_FILE]
     return [p for p in names if p.is_file()] + sorted(out_dir.glob('events.out.tfevents.*'))
+
+
+def set_aside_earlier_logs(out_dir: Path, files: list[Path]) -> Path:
+    """Move ``files`` (:func:`earlier_run_logs`) into ``out_dir/earlier_<time>/`` so that the new run's log and
+    TensorBoard curves do not mix with them; returns that folder. Renames only: nothing is copied or deleted."""
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    folder, count = out_dir / f'earlier_{stamp}', 1
+    while folder.exists():
+        folder, count = out_dir / f'earlier_{stamp}.{count}', count + 1
+    folder.mkdir()
+    for path in files:
+        os.replace(path, folder / path.name)
+    return folder
 
 
 def check_resume_settings(cfg, path: Path) -> None:
     """Refuse to resume ``path`` under settings of :data:`PINNED_KEYS` other than those it was trained with
     (one line listing them). A checkpoint without a stored config (an official one) is not checked."""
-    ckpt = read_checkpoint(path)
-    if not ckpt.get('config'):
-        return
-    changes = config_differences(load_config_text(ckpt['config']), cfg, PINNED_KEYS)
+    changes = stored_config_changes(read_checkpoint(path).get('config'), cfg, PINNED_KEYS)
     if changes:
         raise UserError(f"cannot resume {path} with other settings than it was trained with: {'; '.join(changes)}; "
                         "put them back, or start a new run (another EXP_NAME)")
@@ -148,9 +179,10 @@ def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bo
           require_resume: bool = False) -> dict:
     """Run (or resume) the training of ``cfg``; see the module docstring.
 
-    The main process holds :class:`lib.core.io.RunLock` on ``OUTPUT_DIR/EXP_NAME`` for the whole run, so a
-    second run into the same folder is refused. A fresh start refuses a folder that holds an earlier run's
-    files; a resume refuses changed :data:`PINNED_KEYS`.
+    The main process probes ``OUTPUT_DIR/EXP_NAME`` first, then holds :class:`lib.core.io.RunLock` on it for
+    the whole run, so a second run into the same folder is refused. A fresh start refuses a folder that holds
+    an earlier run's checkpoint (one that left none is set aside, see the module docstring); a resume refuses
+    changed :data:`PINNED_KEYS`.
 
     Args:
         after_step: hook called after every step (tests).
@@ -162,36 +194,45 @@ def train(cfg, after_step: Callable[[Trainer], None] | None = None, progress: bo
         UserError: missing files, a folder in use or holding another run, nothing to resume, changed
             settings on resume, an output that cannot be written, bad settings, a non-finite loss.
     """
-    ctx, device = init_distributed(cfg)
+    ctx, device = init_process(cfg.DEVICE)
     out_dir = output_dir(cfg)
+    if ctx.is_main:
+        probe_output_dir(out_dir, OUTPUT_FIX)
     check_files(cfg, fresh=resume_path(cfg, out_dir, require_resume) is None)
     if cfg.TRAIN.BATCH_SIZE < ctx.world_size:
         raise ConfigError(f"TRAIN.BATCH_SIZE {cfg.TRAIN.BATCH_SIZE} is smaller than the {ctx.world_size} processes")
     try:
         with RunLock(out_dir, 'training run') if ctx.is_main else nullcontext():
             resume = resume_path(cfg, out_dir, require_resume)     # again, now that the folder is ours
-            earlier = earlier_run_files(out_dir) if resume is None else []
-            if earlier:
+            earlier = earlier_checkpoints(out_dir) if resume is None else []
+            if earlier and (out_dir / CHECKPOINT).is_file():
                 raise UserError(f"{out_dir} holds an earlier run ({', '.join(p.name for p in earlier)}): continue it "
                                 "with --resume, or choose another OUTPUT_DIR / EXP_NAME")
+            if earlier:
+                raise UserError(f"{out_dir} holds {BEST_CHECKPOINT} of an earlier run (and no {CHECKPOINT} to "
+                                "resume): move it away, or choose another OUTPUT_DIR / EXP_NAME")
             if resume is not None:
                 check_resume_settings(cfg, resume)
-            return _train(cfg, ctx, device, out_dir, resume, after_step, progress)
+            leftovers = earlier_run_logs(out_dir) if resume is None and ctx.is_main else []
+            return _train(cfg, ctx, device, out_dir, resume, leftovers, after_step, progress)
     finally:
-        if ctx.enabled and dist.is_initialized():
-            dist.destroy_process_group()
+        leave_group(ctx)
 
 
-def _train(cfg, ctx: DistContext, device: torch.device, out_dir: Path, resume: Path | None, after_step,
-           progress) -> dict:
+def _train(cfg, ctx: DistContext, device: torch.device, out_dir: Path, resume: Path | None,
+           leftovers: list[Path], after_step, progress) -> dict:
+    set_aside = None
     if ctx.is_main:
-        prepare_output_dir(out_dir)
-        atomic_write(out_dir / 'config.yaml', cfg.dump())
+        prepare_output_dir(out_dir, OUTPUT_FIX)
+        if leftovers:
+            set_aside = set_aside_earlier_logs(out_dir, leftovers)
+        write_run_config(out_dir, cfg)
     with log_file(out_dir, ctx.is_main):
-        logger.info('command: %s', ' '.join(sys.argv))
-        logger.info('python %s, torch %s, %s, device %s, %d process(es)', platform.python_version(),
-                    torch.__version__, platform.platform(), device, ctx.world_size)
-        logger.info('config (also in %s):\n%s', out_dir / 'config.yaml', cfg.dump(), extra={'file_only': True})
+        log_run(cfg, device, out_dir, ctx.world_size)
+        if set_aside is not None:
+            logger.info('the earlier run in %s left no checkpoint (it was stopped before writing its first one): '
+                        'starting afresh; its %s moved to %s', out_dir, ', '.join(p.name for p in leftovers),
+                        set_aside)
         logger.info('output: %s', out_dir)
         torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK
         torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC

@@ -12,7 +12,8 @@ Order of events in one epoch (:meth:`Trainer.fit`):
 3. The schedule steps to the next epoch.
 4. ``checkpoint.pth.tar`` is written (every epoch), and copied to ``model_best.pth.tar`` when PA-MPJPE is the
    lowest so far. Both are written atomically and have the official layout (``epoch``, ``gen_state_dict``,
-   ``performance``, ``gen_optimizer``) plus ``scheduler``, ``grad_scaler``, ``config`` and ``trainer`` (next
+   ``performance``, ``gen_optimizer``, both as the official trainer writes them, so each trainer resumes the
+   other's files: :mod:`lib.models.checkpoint`) plus ``scheduler``, ``grad_scaler``, ``config`` and ``trainer`` (next
    epoch and iteration, global step, best and last PA-MPJPE, and per rank the python / numpy / torch RNG
    states and the loader position).
 
@@ -41,11 +42,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from lib.core.config import ConfigError
+from lib.core.dist import DistContext, all_gather, all_reduce_sum
 from lib.core.errors import UserError
 from lib.core.io import atomic_copy
 from lib.dataset.loaders import merge_batch
 from lib.models import load_checkpoint, save_checkpoint
-from lib.train.distributed import DistContext, all_gather, all_reduce_sum
+from lib.models.checkpoint import load_optimizer_state
 from lib.train.loss import GLoTLoss
 from lib.train.signals import stop_signals
 from lib.train.rng import rng_state, seed_everything, set_rng_state
@@ -149,14 +151,14 @@ class Trainer:
             perf = ckpt.get('performance')
             self.best_performance = math.inf if perf is None else float(perf)
             try:
-                self.optimizer.load_state_dict(ckpt['gen_optimizer'])
+                load_optimizer_state(self.optimizer, self.model, ckpt['gen_optimizer'])
             except (KeyError, TypeError, ValueError) as err:
                 logger.warning('optimizer state of %s not used (%s); Adam starts afresh', path, err)
             self.scheduler.load_state_dict({'epoch': self.epoch})
             logger.warning('%s has no trainer state (RNG, loader position): resuming at epoch %d with fresh '
                            'sampling, not an exact continuation', path, self.epoch + 1)
             return
-        self.optimizer.load_state_dict(ckpt['gen_optimizer'])
+        load_optimizer_state(self.optimizer, self.model, ckpt['gen_optimizer'])
         self.scheduler.load_state_dict(ckpt['scheduler'])
         if ckpt.get('grad_scaler') and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt['grad_scaler'])
@@ -357,8 +359,11 @@ class Trainer:
         if not self.ctx.is_main:
             return
         # 'epoch' keeps the official meaning: the last finished epoch (0-based)
+        # 'performance': the latest validation PA-MPJPE, inf before the first one (the official "no best yet",
+        # which the official resume takes as its best so far)
+        performance = math.inf if self.last_performance is None else self.last_performance
         path = save_checkpoint(self.out_dir / CHECKPOINT, self.model, epoch=self.epoch - 1,
-                               performance=self.last_performance, gen_optimizer=self.optimizer,
+                               performance=performance, gen_optimizer=self.optimizer,
                                scheduler=self.scheduler.state_dict(),
                                grad_scaler=self.scaler.state_dict() if self.scaler.is_enabled() else None,
                                config=self.cfg.dump(), trainer=state)

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from lib.core.dist import DistContext, all_gather
 from lib.models.params import split_theta, smpl_from_axis_angle
-from lib.train.distributed import DistContext, all_gather
 from lib.utils import metrics
 from lib.utils.metrics import M_TO_MM
 

@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from lib.core.config import load_config
+    from lib.core.config import load_config, merge_settings
     from lib.demo.batch import run_batch
     from lib.demo.pipeline import DemoOptions
 
@@ -40,8 +40,9 @@ def run(args) -> None:
         shutil.copyfile(boxes, box_folder / f'clip{k:03d}.csv')
     cfg = load_config(str(CONFIG), ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.CACHE', 'False',
                                     'DEMO.RENDER_MODE', args.render_mode])
-    options = DemoOptions(detector=None if args.detector == 'bbox' else args.detector,
-                          bbox_file=str(box_folder) if args.detector == 'bbox' else None, sideview=args.sideview)
+    cfg = merge_settings(cfg, {'DEMO.SIDEVIEW': args.sideview,
+                               **({} if args.detector == 'bbox' else {'DEMO.DETECTOR': args.detector})})
+    options = DemoOptions(bbox_file=str(box_folder) if args.detector == 'bbox' else None)
     start = time.perf_counter()
     rows = run_batch(cfg, sorted(folder.iterdir()), out, options, ckpt)
     wall = time.perf_counter() - start

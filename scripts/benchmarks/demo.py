@@ -84,8 +84,8 @@ def run(args) -> None:
     if args.sweep:
         sweep(args)
         return
-    from lib.core.config import load_config
-    from lib.demo.inference import GLoTPredictor
+    from lib.core.config import load_config, merge_settings
+    from lib.demo.inference import GLoTPredictor, demo_files
     from lib.demo.pipeline import STAGES, DemoOptions, run_demo
 
     root = Path(args.root)
@@ -93,15 +93,16 @@ def run(args) -> None:
     cfg = load_config(str(CONFIG), ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.CACHE', 'False',
                                     'DEMO.RENDER_MODE', args.render_mode])
     start = time.perf_counter()
-    predictor = GLoTPredictor(cfg, ckpt)
+    predictor = GLoTPredictor(cfg, demo_files(cfg, ckpt))
     setup = time.perf_counter() - start
     out = root / 'demo_output'
     shutil.rmtree(out, ignore_errors=True)
-    options = DemoOptions(detector=None if args.detector == 'bbox' else args.detector,
-                          bbox_file=str(boxes) if args.detector == 'bbox' else None, sideview=args.sideview,
-                          export=tuple(args.export.split(',')) if args.export else ())
+    cfg = merge_settings(cfg, {'DEMO.SIDEVIEW': args.sideview,
+                               'DEMO.EXPORT': [f for f in args.export.split(',') if f] if args.export else [],
+                               **({} if args.detector == 'bbox' else {'DEMO.DETECTOR': args.detector})})
+    options = DemoOptions(bbox_file=str(boxes) if args.detector == 'bbox' else None)
     result = run_demo(cfg, video, out, options, predictor=predictor)
-    people = sum(len(r['frame_ids']) for r in result.results.values()) / max(result.num_frames, 1)
+    people = sum(len(r.frame_ids) for r in result.results.values()) / max(result.num_frames, 1)
     print(f'\nvideo {video.name}: {result.num_frames} frames, {args.width}x{args.height}, '
           f'{len(result.results)} track(s), {people:.2f} people per frame; device {predictor.device}; '
           f'torch threads {torch.get_num_threads()}; model + SPIN setup {setup:.1f} s')
@@ -111,7 +112,7 @@ def run(args) -> None:
         print(f'  {stage:<10s} {sec:8.2f} s  {rate} frames/s')
     total = sum(result.seconds.get(s, 0.0) for s in STAGES)
     print(f'  {"total":<10s} {total:8.2f} s  {result.num_frames / total:9.1f} frames/s (setup excluded)')
-    crops = sum(len(r['frame_ids']) for r in result.results.values())
+    crops = sum(len(r.frame_ids) for r in result.results.values())
     batch = cfg.DEMO.FEATURE_BATCH_SIZE
     bare = bare_resnet_rate(predictor, batch)
     features = crops / max(result.seconds.get('features', 0.0), 1e-9)
@@ -149,10 +150,10 @@ def sweep(args) -> None:
 
     from lib.core.config import load_config
     from lib.demo.detection import build_detector, read_bbox_file
-    from lib.demo.inference import GLoTPredictor
+    from lib.demo.inference import GLoTPredictor, demo_files
     from lib.demo.pipeline import STAGES, DemoOptions, box_appearance, link_tracks, run_demo
     from lib.demo.track_metrics import score_tracks
-    from lib.demo.video import FrameReader
+    from lib.vis.video import FrameReader
     from scripts.benchmarks.tracking import SCENES
     from scripts.make_synthetic_video import Walker, make_crossing_video
 
@@ -168,7 +169,8 @@ def sweep(args) -> None:
     if not video.is_file():
         make_crossing_video(video, root, args.frames, 768, 576, walkers=walkers, bbox_file=truth_file)
     truth = read_bbox_file(truth_file, args.frames, 768, 576)
-    base = ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.CACHE', 'False', 'DEMO.RENDER_MODE', args.render_mode]
+    base = ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.CACHE', 'False', 'DEMO.RENDER_MODE', args.render_mode,
+            'DEMO.DETECTOR', 'hog']
     reader = FrameReader(video)
     hog = build_detector('hog', 'cpu', load_config(str(CONFIG), base).DEMO)(list(reader))
     print(f'\nstreet scene {video.name}: {args.frames} frames 768x576, {len(walkers)} people; HOG; '
@@ -181,12 +183,12 @@ def sweep(args) -> None:
         cfg = load_config(str(CONFIG), base + ['DEMO.FEATURE_DTYPE', dtype, 'DEMO.DETECT_EVERY', str(every)])
         out = root / 'demo_output' / f'{dtype}_{every}'
         shutil.rmtree(out, ignore_errors=True)
-        result = run_demo(cfg, video, out, DemoOptions(detector='hog', render=False, save_pkl=False),
-                          predictor=GLoTPredictor(cfg, ckpt))
+        result = run_demo(cfg, video, out, DemoOptions(render=False, save_pkl=False),
+                          predictor=GLoTPredictor(cfg, demo_files(cfg, ckpt)))
         rates = ' '.join(f'{result.num_frames / result.seconds[s]:9.2f}' if result.seconds.get(s, 0) > 1e-3 else
                          f'{"-":>9s}' for s in STAGES[:4])
         total = result.num_frames / sum(result.seconds.get(s, 0.0) for s in STAGES)
-        frames = {pid: dict(zip(r['frame_ids'].tolist(), r['verts'])) for pid, r in result.results.items()}
+        frames = {pid: dict(zip(r.frame_ids.tolist(), r.verts)) for pid, r in result.results.items()}
         count = sum(len(f) for f in frames.values())
         first = first or (count, frames)
         diffs = [np.linalg.norm(v - first[1][pid][f], axis=-1).mean() * 1000 for pid, rows in frames.items()

@@ -38,7 +38,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> None:
-    from lib.core.config import load_config
+    from lib.core.config import load_config, merge_settings
     from lib.demo.pipeline import DemoOptions
     from lib.demo.stream import run_stream
 
@@ -51,8 +51,9 @@ def run(args) -> None:
     shutil.rmtree(out, ignore_errors=True)
     cfg = load_config(str(CONFIG), ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.RENDER_MODE',
                                     args.render_mode])
-    options = DemoOptions(detector=None if args.detector == 'bbox' else args.detector,
-                          bbox_file=str(boxes) if args.detector == 'bbox' else None, sideview=args.sideview)
+    cfg = merge_settings(cfg, {'DEMO.SIDEVIEW': args.sideview,
+                               **({} if args.detector == 'bbox' else {'DEMO.DETECTOR': args.detector})})
+    options = DemoOptions(bbox_file=str(boxes) if args.detector == 'bbox' else None)
     result = run_stream(cfg, str(video), out, options, ckpt)
     latency = result.latency_frames
     step = np.asarray(result.step_ms)[latency:]  # steady state: every step emits a frame
@@ -70,22 +71,22 @@ def run(args) -> None:
 def paced(args) -> None:
     """The ``--paced`` table (module docstring)."""
     from lib.core.config import load_config
-    from lib.demo.inference import GLoTPredictor
+    from lib.demo.inference import GLoTPredictor, demo_files
     from lib.demo.pipeline import DemoOptions
     from lib.demo.stream import run_stream
 
     root = Path(args.root)
     cfg = load_config(str(CONFIG), ['DATA_ROOT', str(root), 'DEVICE', args.device, 'DEMO.RENDER_MODE',
-                                    args.render_mode])
+                                    args.render_mode, *([] if args.detector == 'bbox' else
+                                                        ['DEMO.DETECTOR', args.detector])])
     rows = []
     for fps in (float(f) for f in args.paced.split(',')):
         args.fps = fps
         video, boxes, ckpt = prepare(root, args)
-        predictor = GLoTPredictor(cfg, ckpt)
+        predictor = GLoTPredictor(cfg, demo_files(cfg, ckpt))
         out = root / 'stream_output'
         shutil.rmtree(out, ignore_errors=True)
-        options = DemoOptions(detector=None if args.detector == 'bbox' else args.detector,
-                              bbox_file=str(boxes) if args.detector == 'bbox' else None, sideview=args.sideview)
+        options = DemoOptions(bbox_file=str(boxes) if args.detector == 'bbox' else None)
         result = run_stream(cfg, str(video), out, options, predictor=predictor, realtime=True)
         rows.append((fps, result))
     latency_frames = rows[0][1].latency_frames

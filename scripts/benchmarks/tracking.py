@@ -48,7 +48,7 @@ def run(args) -> None:
     from lib.demo.detection import build_detector, read_bbox_file
     from lib.demo.pipeline import box_appearance, link_tracks
     from lib.demo.track_metrics import score_tracks
-    from lib.demo.video import FrameReader
+    from lib.vis.video import FrameReader
     from scripts.make_synthetic_video import CROSSING_WALKERS, Walker, make_crossing_video
 
     logging.basicConfig(level=logging.WARNING, format='%(message)s')

@@ -1,9 +1,13 @@
 """GLB export: the tracked people of a video as skinned SMPL meshes with one animation, in one binary glTF file.
 
-``<name>_glot.glb`` (glTF 2.0; metres; the ``DEMO.EXPORT_FRAME`` frame of ``lib/demo/export/motion.py``):
+``<name>_glot.glb`` (glTF 2.0; metres; the ``DEMO.EXPORT_FRAME`` axes of the ``DEMO.EXPORT_SPACE`` space of
+``lib/demo/export/motion.py``):
 
 - node ``camera``: the demo's pinhole (``lib/demo/camera.py``; vertical field of view ``2 atan(H / 2f)``,
-  aspect ``W / H``) at the origin; looking through it shows each person where the video shows them.
+  aspect ``W / H``) at the origin; looking through it shows each person where the video shows them. In world
+  space it turns with the estimated camera: the animation ``glot`` has its rotation at every video frame,
+  ``F cam_R_t^T G`` (``F`` the export frame, ``G`` = diag(1, -1, -1) from glTF's camera axes, y up and
+  looking down -z, to the demo's camera axes), so the view through it still matches the video.
 - per person (track id ``k``): node ``person_k``, whose child is the skeleton: the 24 SMPL joints, named as
   ``lib.utils.joints.SMPL_24``, with the rest bone vectors as translations; and node ``person_k_body`` (at
   the scene root) with the skinned mesh: the person's rest body (median betas baked in) with vertex normals,
@@ -14,7 +18,7 @@
   person's tracked frames and 0 (hidden) on every other frame of the video (step interpolation), so frames
   without the person show nothing rather than invented motion.
 - ``asset.extras``: ``fps``, ``frame_count``, ``image_size`` ``[W, H]``, ``focal_length`` (pixels),
-  ``export_frame``.
+  ``export_frame``, ``export_space`` (``camera`` or ``world``).
 
 The container is written with pygltflib; the skinning data (weights, bind matrices, animation) is computed
 here so that linear blend skinning of the file reproduces the SMPL body exactly (tests/test_export.py).
@@ -31,7 +35,7 @@ import torch
 
 from lib.core.io import atomic_write
 from lib.demo.export.motion import EXPORT_FRAMES, BodyMotion
-from lib.demo.renderer import FLIP_X, track_color, vertex_normals
+from lib.vis.renderer import FLIP_X, track_color, vertex_normals
 from lib.utils.geometry import rotmat_to_quat
 
 _COMPONENT = {np.dtype(np.float32): gl.FLOAT, np.dtype(np.uint32): gl.UNSIGNED_INT,
@@ -91,21 +95,29 @@ def skin_attributes(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_glb(path: str | os.PathLike, motions: list[BodyMotion], fps: float, num_frames: int, width: int,
-              height: int, focal: float, frame: str = 'yup') -> Path:
+              height: int, focal: float, frame: str = 'yup', cam_R: np.ndarray | None = None) -> Path:
     """Write the people's ``motions`` (one :class:`BodyMotion` each, all in export frame ``frame``) as one
     GLB (module docstring) for a video of ``num_frames`` frames at ``fps``, ``width x height`` pixels, seen
-    by a pinhole of focal length ``focal`` pixels. Written atomically; returns the path."""
+    by a pinhole of focal length ``focal`` pixels. ``cam_R (num_frames, 3, 3)``: the motions are in world
+    space and the camera turns with these world-to-camera rotations. Written atomically; returns the path."""
     gltf = gl.GLTF2(scene=0, scenes=[gl.Scene(nodes=[0])], asset=gl.Asset(
         generator='GLoT demo (lib/demo/export/glb.py) with pygltflib', version='2.0',
         extras={'fps': float(fps), 'frame_count': int(num_frames), 'image_size': [int(width), int(height)],
-                'focal_length': float(focal), 'export_frame': frame}))
+                'focal_length': float(focal), 'export_frame': frame,
+                'export_space': 'camera' if cam_R is None else 'world'}))
     binary = _Binary(gltf)
-    camera_quat = quaternions((EXPORT_FRAMES[frame] @ FLIP_X)[None, None])[0, 0]
+    to_world = np.eye(3)[None] if cam_R is None else np.swapaxes(np.asarray(cam_R, dtype=np.float64), 1, 2)
+    camera_quats = quaternions((EXPORT_FRAMES[frame] @ to_world @ FLIP_X)[:, None])[:, 0]
     gltf.cameras.append(gl.Camera(name='camera', type='perspective', perspective=gl.Perspective(
         aspectRatio=width / height, yfov=2.0 * math.atan(height / (2.0 * focal)), znear=0.01)))
-    gltf.nodes.append(gl.Node(name='camera', camera=0, rotation=camera_quat.tolist()))
+    gltf.nodes.append(gl.Node(name='camera', camera=0, rotation=camera_quats[0].tolist()))
     animation = gl.Animation(name='glot')
     all_times = binary.add((np.arange(num_frames) / fps).astype(np.float32), bounds=True)
+    if cam_R is not None:
+        animation.samplers.append(gl.AnimationSampler(input=all_times, output=binary.add(
+            camera_quats.astype(np.float32)), interpolation='LINEAR'))
+        animation.channels.append(gl.AnimationChannel(sampler=len(animation.samplers) - 1,
+                                                      target=gl.AnimationChannelTarget(node=0, path='rotation')))
     for motion in motions:
         _add_person(gltf, binary, animation, motion, fps, num_frames, all_times)
     gltf.animations.append(animation)

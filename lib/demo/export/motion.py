@@ -1,17 +1,22 @@
 """One tracked person's motion ready for export: rest body, skeleton, per-frame joint rotations and root positions.
 
-Export frame (``DEMO.EXPORT_FRAME``), a right-handed frame in metres with the camera at the origin:
+Export space (``DEMO.EXPORT_SPACE``): the camera frame, or the levelled world frame of ``lib/demo/world.py``
+(the root's rotation and position turned by ``cam_R^T`` of each frame; the camera stays at the origin and
+turns). Export frame (``DEMO.EXPORT_FRAME``), the axes of either space, right-handed, in metres:
 
 - ``'yup'`` (default): x to the image's right, y up, z towards the viewer; the person is in front of the
   camera at negative z, and the camera looks down -z. This is the demo's camera frame turned 180 degrees
-  about x, and the frame glTF prescribes and Blender's importers expect.
-- ``'camera'``: the demo's camera frame unchanged (x right, y down, z away from the camera, as OpenCV).
+  about x, and the frame glTF prescribes and Blender's importers expect. (World space: the same axes of the
+  levelled world, whose y is exactly up.)
+- ``'camera'``: the demo's camera frame unchanged (x right, y down, z away from the camera, as OpenCV), or
+  the world frame's own axes (y down).
 
 Rest body: SMPL's T-pose in its own canonical frame (y up, facing +z) with the person's shape baked in: the
 median ``betas`` over the track (one body per person; the estimate's small frame-to-frame shape changes are
 dropped), ``rest_verts = v_template + shapedirs @ betas`` and ``rest_joints = J_regressor @ rest_verts``.
 Per frame: the local rotations of the 24 SMPL joints from ``pose``, the root's turned into the export frame
-(``F @ R_0``, ``F`` the frame change), and the root joint's position ``F (rest_joints[0] + trans_cam)``.
+(``F @ R_0``, ``F`` the frame change; ``F cam_R^T R_0`` in world space), and the root joint's position
+``F (rest_joints[0] + trans_cam)`` (``F cam_R^T (rest_joints[0] + trans_cam)`` in world space).
 Skinning the rest body with these (linear blend skinning, no pose correctives) gives exactly SMPL without its
 pose blend shapes, with ``transl = trans_cam``, in the export frame.
 """
@@ -66,11 +71,12 @@ def frame_runs(frame_ids: np.ndarray) -> list[slice]:
     return [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
 
 
-def body_motion(track_id: int, result: dict, body, frame: str = 'yup', smoothing: OneEuro | None = None
-                ) -> BodyMotion:
+def body_motion(track_id: int, result: dict, body, frame: str = 'yup', smoothing: OneEuro | None = None,
+                cam_R: np.ndarray | None = None) -> BodyMotion:
     """The :class:`BodyMotion` of one person from its demo result (``pose (n, 72)``, ``betas (n, 10)``,
     ``trans_cam (n, 3)``, ``frame_ids (n,)``) and the SMPL ``body`` it was decoded with; ``smoothing``
-    filters the rotations and translation of each run of consecutive frames."""
+    filters the rotations and translation of each run of consecutive frames (in the export space). With
+    ``cam_R (N, 3, 3)``, the world-to-camera rotations of the video's frames, the motion is in world space."""
     flip = EXPORT_FRAMES[frame]
     frame_ids = np.asarray(result['frame_ids'], dtype=np.int64)
     betas = np.median(np.asarray(result['betas'], dtype=np.float64), axis=0)
@@ -78,6 +84,10 @@ def body_motion(track_id: int, result: dict, body, frame: str = 'yup', smoothing
     rest_joints = _numpy(body.J_regressor) @ rest_verts
     rotations = axis_angle_to_rotmat(torch.as_tensor(result['pose'], dtype=torch.float64).reshape(-1, 24, 3)).numpy()
     trans = np.asarray(result['trans_cam'], dtype=np.float64).copy()
+    if cam_R is not None:                       # world space: x_world = cam_R^T x_cam
+        to_world = np.swapaxes(np.asarray(cam_R, dtype=np.float64)[frame_ids], 1, 2)
+        rotations[:, 0] = to_world @ rotations[:, 0]
+        trans = np.einsum('nij,nj->ni', to_world, rest_joints[0] + trans) - rest_joints[0]
     if smoothing is not None:
         for rows in frame_runs(frame_ids):
             rotations[rows] = smoothing.rotations(rotations[rows])

@@ -1,4 +1,5 @@
-"""Video input and output with OpenCV only: frames from a video file or an image folder, mp4 writing.
+"""Video input and output with OpenCV only: frames from a video file or an image folder, a live source
+(camera, URL, or a file read as if live: :class:`StreamSource`), mp4 writing.
 
 Output videos are H.264 (``avc1``, previewed by browsers) where the installed OpenCV/FFmpeg can encode it;
 the PyPI OpenCV wheels cannot, and then they are MPEG-4 Part 2 (``mp4v``), which video players open but
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import urlparse
 
 import cv2
 import numpy as np
@@ -116,6 +119,50 @@ class FrameReader:
             self._warned_short = True
             logger.warning(f"{self.path}: decoded {decoded} of the {announced} frames its header announces "
                            f"(truncated or partly undecodable file); continuing with the {decoded} decoded frames")
+
+
+class StreamSource:
+    """Frames ``(H, W, 3)`` uint8 BGR from a camera index (``'0'``), a URL OpenCV can open, or a video file,
+    read once, in order, as they come. ``path`` is the file (None for cameras and URLs); ``fps`` the
+    source's rate (29.97 when it reports none); ``capture`` the open ``cv2.VideoCapture`` and ``first`` the
+    frame read to check it (for a reader of its own: :class:`lib.demo.live.LatestFrame`). Iterating to the end,
+    or :meth:`close`, releases it."""
+
+    def __init__(self, source: str):
+        self.source = str(source)
+        self.path: Path | None = None
+        if self.source.isdigit():
+            target, self.name = int(self.source), f'camera{self.source}'
+        elif '://' in self.source:
+            target = self.source
+            self.name = re.sub(r'[^A-Za-z0-9_.-]+', '_', Path(urlparse(self.source).path).stem) or 'stream'
+        else:
+            self.path = Path(self.source).expanduser()
+            if not self.path.is_file():
+                raise UserError(f"stream source not found: {self.path} (give a camera index, a URL or a video file)")
+            target, self.name = str(self.path), self.path.stem
+        self.capture = cv2.VideoCapture(target)
+        ok, self.first = self.capture.read() if self.capture.isOpened() else (False, None)
+        if not ok or self.first is None:
+            self.capture.release()
+            raise UserError(f"cannot read a frame from stream {self.source} (no such camera, an unreachable URL, "
+                            f"or a file OpenCV cannot decode)")
+        fps = self.capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and np.isfinite(fps) and fps > 0 else IMAGE_FOLDER_FPS
+        self.height, self.width = self.first.shape[:2]
+
+    def __iter__(self):
+        try:
+            frame = self.first
+            while frame is not None:
+                yield frame
+                ok, frame = self.capture.read()
+                frame = frame if ok else None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.capture.release()
 
 
 def count_frames(path: Path) -> int:

@@ -13,7 +13,7 @@ distance to the camera, so each mesh is placed at the distance its scale implies
 the official demo's ordering of people by camera scale, and overlapping meshes are resolved per pixel.
 
 Perspective (``DEMO.CAMERA perspective``): a renderer given a focal length draws each mesh moved by its
-``trans_cam`` into the camera frame and projected by the pinhole of ``lib/demo/camera.py`` (principal point
+``trans_cam`` into the camera frame and projected by the pinhole of ``lib/vis/camera.py`` (principal point
 at the image centre); the depth is then ``-1 / z`` (affine in the image, as the rasteriser needs).
 
 Two rasterisers share the shading: ``'zbuffer'`` covers pixel centres exactly, keeps the nearest surface per
@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from lib.core.io import atomic_write
-from lib.demo.camera import principal_point, project_to_image
+from lib.vis.camera import principal_point, project_to_image
 
 # 180 degrees about x: SMPL / camera frame (y down, z away) -> OpenGL frame (y up, z towards the viewer).
 FLIP_X = np.diag([1.0, -1.0, -1.0])
