@@ -1,8 +1,8 @@
 """Live frame sources of the online mode: a camera, a stream URL or a video file read as if live.
 
 :class:`lib.vis.video.StreamSource` opens the source and checks that a frame can be read;
-:class:`LatestFrame` reads it on its own thread and publishes frames into a one-frame slot that the processing takes from, so the processing
-always gets the newest frame and nothing queues up:
+:class:`LatestFrame` reads it on its own thread and publishes frames into a one-frame slot that the
+processing takes from, so the processing always gets the newest frame and nothing queues up:
 
 - only every ``stride``-th frame is published (one uniform stride, set by the processing side with
   :meth:`LatestFrame.set_stride`); the frames in between are grabbed but not decoded;
