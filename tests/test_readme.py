@@ -1,6 +1,6 @@
-"""The README's commands, as written, on generated data.
+"""The commands of the README and of the pages in ``docs/``, as written, on generated data.
 
-Every command in the README's ``bash`` blocks has an entry in :data:`COMMANDS` saying how it is checked:
+Every command in their ``bash`` blocks (:func:`documented_commands`) has an entry in :data:`COMMANDS` saying how it is checked:
 
 - ``run``: run verbatim from a scratch folder laid out like the repository (the entry scripts, ``configs/``
   and ``scripts/`` linked in; ``./data`` is the data root, ``$GLOT_DATA_ROOT`` points at it), on generated
@@ -11,7 +11,7 @@ Every command in the README's ``bash`` blocks has an entry in :data:`COMMANDS` s
 - ``parsed``: needs GPUs: its options and overrides are parsed and the config is loaded, nothing runs;
 - ``not run``: the reason says why and what covers it instead.
 
-A README command without an entry, or an entry no longer in the README, fails the test. The whole check takes
+A documented command without an entry, or an entry no longer documented, fails the test. The whole check takes
 about three minutes on 2 CPU cores.
 """
 from __future__ import annotations
@@ -103,6 +103,14 @@ def readme_commands(text: str) -> list[str]:
     return commands
 
 
+def documented_commands() -> list[str]:
+    """The commands of README.md and then of ``docs/*.md`` (by name), each once, in order of first appearance,
+    except that the data command comes first (every other command runs on its data)."""
+    pages = [REPO / 'README.md', *sorted((REPO / 'docs').glob('*.md'))]
+    commands = list(dict.fromkeys(c for page in pages for c in readme_commands(page.read_text())))
+    return sorted(commands, key=lambda c: c != DATA_COMMAND)
+
+
 def scratch_folder(folder: Path) -> dict:
     """Lay ``folder`` out like the repository root; returns the environment the commands run in."""
     for name in ('train.py', 'evaluate.py', 'demo.py', 'configs', 'scripts'):
@@ -135,8 +143,8 @@ def stand_ins(folder: Path) -> None:
 
 
 def test_readme_commands_work_as_written(tmp_path, dry_entry_points, monkeypatch):
-    commands = readme_commands((REPO / 'README.md').read_text())
-    assert sorted(commands) == sorted(COMMANDS), 'README commands and COMMANDS differ'
+    commands = documented_commands()
+    assert sorted(commands) == sorted(COMMANDS), 'documented commands and COMMANDS differ'
     dev = (REPO / 'requirements-dev.txt').read_text().split()
     assert '-r' in dev and 'requirements.txt' in dev and any(r.startswith('pytest') for r in dev)
 

@@ -76,7 +76,7 @@ _C.CUDNN.DETERMINISTIC = False
 _C.CUDNN.ENABLED = True
 
 # ---------------------------------------------------------------------------------------------------------
-# Body model assets (paths under DATA_ROOT unless absolute; README "Data" lists their sources)
+# Body model assets (paths under DATA_ROOT unless absolute; README "Real data" lists their sources)
 # ---------------------------------------------------------------------------------------------------------
 _C.SMPL = CN()
 # Folder with SMPL_NEUTRAL.pkl, SMPL_MALE.pkl, SMPL_FEMALE.pkl (v1.0.0 10-beta or v1.1.0 300-beta files).
@@ -341,7 +341,7 @@ _C.DEMO.BATCH_TIMEOUT_MIN = 1440.0
 _C.DEMO.STREAM_VERTS = False
 # Speed (issue 20). Precision of the SPIN ResNet-50 feature stage: 'float32' (default, outputs unchanged) or
 # 'bfloat16' (autocast; fast only on CPUs with AVX512-BF16/AMX or on GPUs; changes features by ~0.5% and the
-# vertices by a few tenths of a mm, see the README's speed section).
+# vertices by a few tenths of a mm, see docs/speed.md).
 _C.DEMO.FEATURE_DTYPE = 'float32'
 # Run the detector on every DETECT_EVERY-th frame only (1 = every frame); the Kalman tracker carries each
 # person's box over the frames in between (marked in frame_filled).

@@ -87,7 +87,7 @@ class HOGDetector:
     ``pyramid_scale``. Windows with SVM margin above ``hit_threshold`` are kept, and duplicates removed by
     :func:`non_max_suppression` (IoU above ``nms_iou``, or ``duplicate_overlap`` of the smaller box covered).
     Scores are the SVM margins. The search costs about the scaled image's area (a 768x576 frame at the
-    default 50 px: see README 'Detection and tracking' for measured times).
+    default 50 px: see docs/tracking.md for measured times).
     """
 
     name = 'hog'
@@ -255,8 +255,8 @@ def build_detector(kind: str, device, demo_cfg, batch_size: int = 12):
                 logger.warning(f"detector: {err}; using OpenCV HOG")
                 kind = 'hog'
         elif kind == 'auto':
-            logger.info(f"detector: no local {name} for the torchvision detector (see README 'Detection and "
-                        f"tracking'), using OpenCV HOG")
+            logger.info(f"detector: no local {name} for the torchvision detector (see docs/tracking.md), "
+                        f"using OpenCV HOG")
             kind = 'hog'
     if kind in ('auto', 'torchvision'):
         return TorchvisionDetector(arch, device, weights, demo_cfg.DETECTION_THRESHOLD, batch_size,

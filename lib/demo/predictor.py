@@ -2,7 +2,7 @@
 
 :class:`VideoPredictor` loads the networks once and runs the demo pipeline (``lib/demo/pipeline.py``) on any
 number of videos; :meth:`VideoPredictor.run` returns one :class:`Person` per track and, given an output
-folder, writes what ``demo.py`` writes (results file, exports, overlay video). The README's "Python API"
+folder, writes what ``demo.py`` writes (results file, exports, overlay video). docs/demo.md's "Python API"
 section has a runnable example (tests/test_predictor.py runs it).
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from lib.demo.pipeline import DemoOptions, run_demo
 
 @dataclass
 class Person:
-    """One tracked person of a video; ``n`` tracked frames, arrays as in the results file (README table).
+    """One tracked person of a video; ``n`` tracked frames, arrays as in the results file (docs/demo.md table).
 
     ``frame_ids (n,)`` video frames (0-based); ``theta (n, 85)`` = crop camera (3), SMPL pose (72,
     axis-angle, radians), betas (10); ``verts (n, 6890, 3)`` and ``joints3d (n, 49, 3)`` metres, SMPL frame
