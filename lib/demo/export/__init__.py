@@ -12,23 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from lib.core.errors import UserError
-from lib.demo.camera import focal_length
+from lib.vis.camera import focal_length
 from lib.demo.export.bvh import write_bvh
 from lib.demo.export.glb import write_glb
 from lib.demo.export.motion import body_motion
 from lib.demo.smoothing import OneEuro
 from lib.demo.world import camera_moves
-
-EXPORT_FORMATS = ('glb', 'bvh')
-
-
-def check_export_formats(formats) -> None:
-    """Fail with one line on an unknown export format, before any work (the ``DEMO`` export settings are
-    checked with the config, :mod:`lib.core.checks`)."""
-    unknown = [f for f in formats if f not in EXPORT_FORMATS]
-    if unknown:
-        raise UserError(f"unknown --export format '{unknown[0]}': choose from {', '.join(EXPORT_FORMATS)} "
-                        f"(several separated by commas, e.g. --export glb,bvh)")
 
 
 def export_space(setting: str, cam_R: np.ndarray | None) -> str:
@@ -44,14 +33,13 @@ def export_space(setting: str, cam_R: np.ndarray | None) -> str:
 def write_exports(formats, results: dict[int, dict], body, demo_cfg, fps: float, num_frames: int, width: int,
                   height: int, output_dir: str | Path, name: str, cam_R: np.ndarray | None = None) -> list[Path]:
     """Write the motion of every person in ``results`` (demo results with the camera keys) in ``formats``
-    into ``output_dir``; ``body`` is the SMPL layer the results were decoded with; ``cam_R (num_frames, 3,
-    3)`` the world-to-camera rotations of the video's frames (``lib/demo/world.py``; None: camera space
-    only). Returns the paths.
+    (a subset of ``glb``, ``bvh``, checked with the config as ``DEMO.EXPORT``) into ``output_dir``; ``body`` is
+    the SMPL layer the results were decoded with; ``cam_R (num_frames, 3, 3)`` the world-to-camera rotations
+    of the video's frames (``lib/demo/world.py``; None: camera space only). Returns the paths.
 
     Raises:
-        UserError: a bad format or setting, or no person to export.
+        UserError: no person to export.
     """
-    check_export_formats(formats)
     if not results:
         raise UserError("nothing to export: the run has no tracked person (see the tracking log line; try "
                         "a --bbox_file or a lower DEMO.MIN_TRACK_LEN)")
