@@ -4,7 +4,9 @@ import pytest
 import torch
 
 from lib.utils.geometry import convert_crop_cam_to_orig_img
+from lib.vis.overlay import Figure, OverlayWriter
 from lib.vis.renderer import Mesh, MeshRenderer, paint, project, rasterize, track_color, write_obj
+from lib.vis.video import FrameReader
 
 W, H = 64, 48
 SQUARE_FACES = np.array([[0, 1, 2], [0, 2, 3]])
@@ -120,3 +122,19 @@ def test_track_colours_and_obj_export(tmp_path):
     assert lines[0] == 'v -0.500000 0.500000 -0.200000'   # rotated 180 degrees about x, as official
     assert lines[4:] == ['f 1 2 3', 'f 1 3 4']
     assert [p.name for p in (tmp_path / 'm').iterdir()] == ['a.obj']
+
+
+def test_overlay_writer_holds_the_last_image_over_skipped_frames(tmp_path):
+    """The online mode's overlay at stride k: the frames it did not process hold the last drawn image, so the
+    video keeps the source's timing (one image per source frame)."""
+    white, black = np.full((H, W, 3), 255, np.uint8), np.zeros((H, W, 3), np.uint8)
+    path = tmp_path / 'overlay.mp4'
+    with OverlayWriter(path, SQUARE_FACES, W, H, 10.0) as writer:
+        writer.repeat_last(2)                                # nothing drawn yet: nothing to hold
+        writer.write(white, [Figure(square(), CAM, (1.0, 0.0, 0.0))])
+        writer.repeat_last(2)
+        writer.write(black, [])
+    frames = list(FrameReader(path))
+    assert len(frames) == 4
+    means = [f.astype(float).mean() for f in frames]
+    assert abs(means[0] - means[1]) < 2 and abs(means[1] - means[2]) < 2 and means[3] < 10 < means[0]

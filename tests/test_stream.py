@@ -165,7 +165,7 @@ def test_paced_stream_strides_and_equals_offline_on_the_processed_frames(walk, p
     their true frame numbers, and equal the offline demo's on the frames that were processed."""
     settings = paced.opts
     code, err = _cli(['--stream', str(paced.video), '--realtime', '--bbox_file', str(paced.boxes), '--cfg', CONFIG,
-                      '--checkpoint', str(paced.ckpt), '--output_folder', str(tmp_path / 'online'), '--no_render',
+                      '--checkpoint', str(paced.ckpt), '--output_folder', str(tmp_path / 'online'),
                       *settings, 'DEMO.STREAM_VERTS', 'True'], capsys)
     assert code == 0, err
     lines = [json.loads(line) for line in (tmp_path / 'online' / 'paced' / STREAM_FILE).read_text().splitlines()]
@@ -173,6 +173,8 @@ def test_paced_stream_strides_and_equals_offline_on_the_processed_frames(walk, p
     strides = np.array([r['stride'] for r in lines])
     assert [r['track_id'] for r in lines] == [1] * len(lines) and (np.diff(frames) > 0).all()
     assert frames[0] == 0 and all(r['time_s'] == r['frame'] / 10.0 for r in lines)
+    # the overlay video keeps the source's timing: frames skipped by the stride hold the last drawn image
+    assert _video_frames(tmp_path / 'online' / 'paced' / 'paced_glot_stream.mp4')[0] == frames[-1] + 1
     assert f'of {PACED_FRAMES} frames processed in' in err and 'stride' in err and 'arrival -> result' in err
     # The stride rose unless the machine kept up (then every frame was processed but those a slow moment made
     # the reader replace, as the summary counts).

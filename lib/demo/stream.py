@@ -280,9 +280,14 @@ def _run_stream(cfg, stream: StreamSource, output_folder: Path, options: DemoOpt
                 f'{"" if control is None else "; every k-th frame processed, k from the processing time"}; '
                 f'writing {lines_path}')
 
+    drawn = []  # the source frame number of the last overlay image
+
     def emit(out: FrameOutput, lines) -> None:
         released_by, window_stride = pending[-1][0], max(entry[3] for entry in pending)
         index, image, arrived, stride = pending.popleft()
+        if writer is not None and drawn:
+            writer.repeat_last(index - drawn[-1] - 1)    # frames skipped by the stride hold the last image
+        drawn[:] = [index]
         now = time.perf_counter()
         people = []
         world.add_world_keys(out.frame, out.people)

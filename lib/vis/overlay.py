@@ -67,6 +67,7 @@ class OverlayWriter:
         self.renderer = MeshRenderer(faces, width, height, style.mode, style.alpha, style.wireframe, focal)
         self.size = size or (width * (2 if style.sideview else 1), height)
         self.video = VideoWriter(path, fps, self.size)
+        self.last: np.ndarray | None = None
 
     def __enter__(self) -> 'OverlayWriter':
         self.video.__enter__()
@@ -92,3 +93,10 @@ class OverlayWriter:
         if (image.shape[1], image.shape[0]) != self.size:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         self.video.write(image)
+        self.last = image
+
+    def repeat_last(self, count: int) -> None:
+        """Append the last written image ``count`` more times (nothing before the first image), so that frames
+        of the source that were not drawn keep the video's timing."""
+        for _ in range(count if self.last is not None else 0):
+            self.video.write(self.last)
