@@ -214,13 +214,7 @@ def test_checkpoints_resume_both_ways_with_the_official_optimizer_layout(make_cf
     theirs = official_params(names, ckpt['gen_state_dict'])
     official_opt = torch.optim.Adam(theirs, lr=1e-4, weight_decay=1e-4)
     official_opt.load_state_dict(ckpt['gen_optimizer'])          # what resume_pretrained does
-    set_grads(own, 3)
-    set_grads(dict(zip(names, theirs)), 3)
-    opt.step()
-    official_opt.step()
-    for name, param in zip(names, theirs):
-        if name in own:
-            assert torch.equal(param, own[name]), name
+    assert_same_step(opt, own, official_opt, dict(zip(names, theirs)), seed=3)
 
     # official -> ours: the official trainer's checkpoint (its layout, torch.save), resumed by ours
     for seed in (4, 5):
@@ -236,13 +230,19 @@ def test_checkpoints_resume_both_ways_with_the_official_optimizer_layout(make_cf
     resumed_opt = torch.optim.Adam(resumed.parameters(), lr=1e-4, weight_decay=1e-4)
     load_optimizer_state(resumed_opt, resumed, ckpt['gen_optimizer'])
     mine = dict(resumed.named_parameters())
-    set_grads(mine, 6)
-    set_grads(dict(zip(names, theirs)), 6)
-    resumed_opt.step()
+    assert_same_step(resumed_opt, mine, official_opt, dict(zip(names, theirs)), seed=6)
+
+
+def assert_same_step(opt, params: dict, official_opt, official_params: dict, seed: int) -> None:
+    """One step of our optimizer and of the official one on the same gradients gives bitwise the same
+    parameters (those the official model has beside ours included only where both have them)."""
+    set_grads(params, seed)
+    set_grads(official_params, seed)
+    opt.step()
     official_opt.step()
-    for name, param in zip(names, theirs):
-        if name in mine:
-            assert torch.equal(param, mine[name]), name
+    for name, param in official_params.items():
+        if name in params:
+            assert torch.equal(param, params[name]), name
 
 
 # ------------------------------------------------------------------------------------------ the slerp filter
